@@ -1,0 +1,148 @@
+"""A whole farm on one machine as child processes: gateway (uvicorn) and compile workers (Celery).
+
+Used by `edgefarm up`, by the end-to-end tests and by the benchmarks, so all three run the farm the same
+way. It only starts commands; it imports none of the server packages (the SDK stays light).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class FarmStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class LocalFarm:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # extra EDGEFARM_* settings for every process
+    python: str = sys.executable
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.env)
+        env["EDGEFARM_DATA_DIR"] = str(self.data_dir)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return env
+
+    def _admin(self, *args: str) -> str:
+        done = subprocess.run([self.python, "-m", "edgefarm_gateway", *args], env=self._env(),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise FarmStartError(f"`python -m edgefarm_gateway {' '.join(args)}` failed:\n{done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def prepare(self) -> str:
+        """Migrate the database and return the local admin token (created once, kept in the data dir)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self._admin("migrate")
+        token_file = self.data_dir / "admin-token"
+        if not token_file.exists():
+            token = self._admin("token", "--name", "local admin", "--role", "admin")
+            token_file.touch(mode=0o600)
+            token_file.write_text(token + "\n")
+        return token_file.read_text().strip()
+
+    def _spawn(self, name: str, args: list[str]) -> Process:
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as out:
+            popen = subprocess.Popen(args, env=self._env(), stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # our signals reach it only when we send them
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    def start_gateway(self, timeout: float = 60) -> Process:
+        process = self._spawn("gateway", [self.python, "-m", "uvicorn", "edgefarm_gateway.app:create_app",
+                                          "--factory", "--host", self.host, "--port", str(self.port),
+                                          "--log-level", "warning"])
+        self._wait(process, lambda: httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200, timeout)
+        return process
+
+    def start_worker(self, index: int | None = None, timeout: float = 120) -> Process:
+        index = len([p for p in self.processes if p.name.startswith("worker")]) + 1 if index is None else index
+        name = f"worker-{index}"
+        process = self._spawn(name, [self.python, "-m", "celery", "-A", "edgefarm_worker.celery_app", "worker",
+                                     "-Q", "compile", "-n", f"{name}@%h", "--loglevel", "info",
+                                     "--without-gossip", "--without-mingle"])
+        self._wait(process, lambda: " ready." in process.tail(200), timeout)
+        return process
+
+    def start(self) -> str:
+        token = self.prepare()
+        try:
+            self.start_gateway()
+            for _ in range(self.workers):
+                self.start_worker()
+        except BaseException:
+            self.stop()
+            raise
+        return token
+
+    def _wait(self, process: Process, ready, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.popen.poll() is not None:
+                raise FarmStartError(f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}")
+            try:
+                if ready():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise FarmStartError(f"{process.name} was not ready after {timeout:.0f} s:\n{process.tail()}")
+
+    def stop(self, timeout: float = 20) -> None:
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                os.killpg(process.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in reversed(self.processes):
+            try:
+                process.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> "LocalFarm":
+        self.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.stop()

@@ -1,0 +1,157 @@
+"""Job options: a CLI-style string (`"--target_runtime tflite --quantize_full_type int8"`), parsed strictly.
+
+The SDK checks options before uploading anything and the gateway checks them again; both use this module,
+so an unknown flag or a bad value gets the same message everywhere, naming the flag and what it accepts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class OptionsError(ValueError):
+    """An options string that cannot be accepted; the message names the flag and the fix."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One accepted flag. `parse` turns the raw value into the field's value (and raises OptionsError)."""
+
+    name: str
+    parse: Callable[[str], Any] | None  # None: a switch that takes no value
+    help: str
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise OptionsError(f"must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    return parse
+
+
+def name_list(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",")]
+    if not value or any(not n for n in names):
+        raise OptionsError(f"must be a comma-separated list of tensor names; got {value!r}")
+    return names
+
+
+def _parse(text: str, flags: dict[str, Flag]) -> dict[str, Any]:
+    try:
+        tokens = shlex.split(text or "")
+    except ValueError as exc:  # unbalanced quotes
+        raise OptionsError(f"cannot read the options string: {exc}") from None
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--"):
+            raise OptionsError(f"unexpected {token!r}: options are flags such as {next(iter(flags))}")
+        name, eq, inline = token[2:].partition("=")
+        flag = flags.get(name)
+        if flag is None:
+            known = ", ".join(f"--{f}" for f in flags)
+            raise OptionsError(f"unknown option --{name}; accepted options are: {known}")
+        if name in values:
+            raise OptionsError(f"--{name} is given twice")
+        if flag.parse is None:
+            if eq:
+                raise OptionsError(f"--{name} is a switch and takes no value")
+            values[name] = True
+            i += 1
+            continue
+        if eq:
+            raw = inline
+            i += 1
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            raw = tokens[i + 1]
+            i += 2
+        else:
+            raise OptionsError(f"--{name} needs a value: {flag.help}")
+        try:
+            values[name] = flag.parse(raw)
+        except OptionsError as exc:
+            raise OptionsError(f"--{name} {exc}") from None
+    return values
+
+
+def _render(options: Any, flags: dict[str, Flag]) -> str:
+    """The canonical string: flags in a fixed order, defaults left out. Equal options give equal strings."""
+    parts: list[str] = []
+    defaults = type(options)()
+    for name, flag in flags.items():
+        value = getattr(options, name)
+        if value == getattr(defaults, name):
+            continue
+        if flag.parse is None:
+            parts.append(f"--{name}")
+        elif isinstance(value, list):
+            parts.append(f"--{name} {','.join(value)}")
+        else:
+            parts.append(f"--{name} {value}")
+    return " ".join(parts)
+
+
+COMPILE_FLAGS: dict[str, Flag] = {
+    f.name: f
+    for f in [
+        Flag("target_runtime", choice("tflite", "onnx"), "tflite or onnx"),
+        Flag("quantize_full_type", choice("int8", "int16", "float16"),
+             "int8 (full-integer, needs calibration data), int16 (int16 activations, int8 weights) or float16"),
+        Flag("quantize_io", None, "quantize the model's inputs and outputs too (with int8 or int16)"),
+        Flag("output_names", name_list, "a comma-separated list of the source model's outputs to keep"),
+        Flag("force_channel_last_input", name_list, "a comma-separated list of 4-D inputs to make NHWC"),
+        Flag("force_channel_last_output", name_list, "a comma-separated list of 4-D outputs to make NHWC"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    target_runtime: str = "tflite"
+    quantize_full_type: str | None = None
+    quantize_io: bool = False
+    output_names: list[str] | None = None
+    force_channel_last_input: list[str] | None = None
+    force_channel_last_output: list[str] | None = None
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.quantize_full_type in ("int8", "int16")
+
+    @classmethod
+    def parse(cls, text: str) -> "CompileOptions":
+        options = cls(**_parse(text, COMPILE_FLAGS))
+        options._check()
+        return options
+
+    def _check(self) -> None:
+        if self.quantize_io and not self.needs_calibration:
+            raise OptionsError("--quantize_io needs --quantize_full_type int8 or int16")
+        if self.target_runtime == "onnx":
+            if self.quantize_full_type not in (None, "int8"):
+                raise OptionsError(
+                    f"--quantize_full_type {self.quantize_full_type} is not available with --target_runtime onnx; "
+                    "use int8 (QDQ) or no quantization"
+                )
+            if self.force_channel_last_input or self.force_channel_last_output:
+                raise OptionsError("--force_channel_last_input/_output apply to --target_runtime tflite only")
+
+    def canonical(self) -> str:
+        return _render(self, COMPILE_FLAGS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def describe(flags: dict[str, Flag]) -> list[tuple[str, str]]:
+    """(flag, help) pairs for docs and `--help` texts."""
+    return [(f"--{f.name}" + ("" if f.parse is None else " VALUE"), f.help) for f in flags.values()]
+
+
+__all__ = ["OptionsError", "CompileOptions", "COMPILE_FLAGS", "describe"]

@@ -1,0 +1,62 @@
+"""Server administration: `python -m edgefarm_gateway migrate | token | serve`.
+
+Runs on the server with direct database access; `edgefarm up` uses it to prepare a local farm.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edgefarm_gateway.settings import Settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="EdgeFarm server administration.")
+
+
+@cli.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to the latest version."""
+    from edgefarm_gateway.migrate import upgrade
+
+    upgrade(Settings())
+
+
+@cli.command()
+def token(name: Annotated[str, typer.Option(help="who or what the token is for")],
+          role: Annotated[str, typer.Option(help="admin, user or agent")] = "user") -> None:
+    """Create an API token and print its secret (shown once)."""
+    from edgefarm_gateway.db import Database
+    from edgefarm_gateway.tokens.service import ROLES, create
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    db = Database(Settings())
+    with db.session() as session:
+        created = create(session, name, role)
+    typer.echo(created.token)
+
+
+@cli.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the gateway (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("edgefarm_gateway.app:create_app", factory=True, host=host, port=port, log_level="info")
+
+
+@cli.command()
+def openapi() -> None:
+    """Print the OpenAPI document (committed as openapi/openapi.json)."""
+    import json
+    import tempfile
+
+    from edgefarm_gateway.app import create_app
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(Settings(data_dir=data_dir), background=False)
+        typer.echo(json.dumps(app.openapi(), indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    cli()

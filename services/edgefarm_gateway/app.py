@@ -1,0 +1,62 @@
+"""The gateway: the farm's only public entry (REST under /api/v1)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from edgefarm_gateway.datasets.endpoints import router as datasets_router
+from edgefarm_gateway.db import Database
+from edgefarm_gateway.errors import install_error_handlers
+from edgefarm_gateway.jobs.endpoints import router as jobs_router
+from edgefarm_gateway.jobs.reconciler import Reconciler
+from edgefarm_gateway.limits import BodyLimit
+from edgefarm_gateway.models.endpoints import router as models_router
+from edgefarm_gateway.queue import make_celery
+from edgefarm_gateway.settings import Settings, get_settings
+from edgefarm_gateway.storage import ArtifactStore
+from edgefarm_gateway.tokens.endpoints import router as tokens_router
+
+VERSION = version("edgefarm")
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids ("jobs-get_job") keep the committed OpenAPI document and generated clients readable.
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(settings: Settings | None = None, *, background: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        reconciler = Reconciler(app.state.db, app.state.celery, settings) if background else None
+        if reconciler:
+            reconciler.start()
+        yield
+        if reconciler:
+            reconciler.stop()
+
+    app = FastAPI(title="EdgeFarm", version=VERSION, lifespan=lifespan,
+                  description="Compile, profile and run models on your own edge devices.",
+                  generate_unique_id_function=_operation_id)
+    app.state.settings = settings
+    app.state.db = Database(settings)
+    app.state.store = ArtifactStore(settings.artifacts_path)
+    app.state.celery = make_celery(settings)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, settings=settings)
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (models_router, datasets_router, jobs_router, tokens_router):
+        api.include_router(router)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": VERSION}
+
+    app.include_router(api)
+    return app

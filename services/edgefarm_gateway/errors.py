@@ -1,0 +1,75 @@
+"""One error base carrying its HTTP status, rendered everywhere as {"error": code, "detail": message}.
+
+The detail is for a person: it names the cause and, where we know it, the fix.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class FarmError(Exception):
+    status_code = 500
+    code = "internal"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(FarmError):
+    status_code, code = 400, "bad_request"
+
+
+class Unauthorized(FarmError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(FarmError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(FarmError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(FarmError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(FarmError):
+    status_code, code = 413, "payload_too_large"
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "rate_limited"}
+
+
+def _body(code: str, detail: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FarmError)
+    async def _farm_error(_: Request, exc: FarmError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return _body(exc.code, exc.detail, exc.status_code, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _body("validation_error", _validation_detail(exc), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body(_HTTP_CODES.get(exc.status_code, "error"), str(exc.detail), exc.status_code)

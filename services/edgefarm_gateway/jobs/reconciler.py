@@ -1,0 +1,73 @@
+"""Keeps the database's promise that no submitted job is lost, whatever happens to brokers and workers.
+
+- A compile job whose worker stopped renewing its lease (crashed, killed, machine gone) goes back to
+  CREATED and is sent again, up to a bounded number of attempts; then it FAILS saying so.
+- A CREATED compile job nobody claimed for a while is sent to the broker again (the message was lost,
+  or the broker was down when the job was submitted).
+Every gateway may run it; claims make duplicate sends harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from celery import Celery
+
+from edgefarm.wire import JobState, JobType
+from edgefarm_gateway import queue
+from edgefarm_gateway.db import Database, after_commit
+from edgefarm_gateway.jobs import repository, service
+from edgefarm_gateway.orm import utcnow
+from edgefarm_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
+    """One pass; returns how many jobs it re-sent or failed."""
+    changed = 0
+    with db.session() as session:
+        for job in repository.expired_leases(session, JobState.OPTIMIZING_MODEL):
+            changed += 1
+            if job.attempts >= settings.compile_max_attempts:
+                service.fail(session, job, f"the compile worker was lost {job.attempts} times while converting this "
+                                           "model (killed, out of memory, or crashed by the converter); "
+                                           "check the worker logs, then submit again")
+                continue
+            job.claim_token = job.lease_expires_at = None
+            job.enqueued_at = utcnow()
+            service.transition(session, job, JobState.CREATED, "the worker stopped renewing its lease; requeued")
+            after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
+        stale = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
+        for job in repository.unclaimed_since(session, JobType.COMPILE.value, stale):
+            changed += 1
+            job.enqueued_at = utcnow()
+            log.info("compile job %s was not picked up; sending it again", job.id)
+            after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
+    return changed
+
+
+class Reconciler:
+    """Runs reconcile_once every few seconds in a daemon thread of the gateway."""
+
+    def __init__(self, db: Database, celery: Celery, settings: Settings) -> None:
+        self._args = (db, celery, settings)
+        self._interval = settings.reconcile_interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgefarm-reconciler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                reconcile_once(*self._args)
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("reconcile pass failed; trying again in %.0f s", self._interval)

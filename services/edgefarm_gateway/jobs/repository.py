@@ -1,0 +1,84 @@
+"""Every query on jobs. Claims and lease changes are conditional UPDATEs so concurrent holders cannot race."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from edgefarm.wire import JobState
+from edgefarm_gateway.orm import Job, JobEvent, utcnow
+
+ACTIVE = (JobState.CREATED, JobState.OPTIMIZING_MODEL, JobState.PROVISIONING_DEVICE,
+          JobState.MEASURING_PERFORMANCE, JobState.RUNNING_INFERENCE)
+
+
+def add_event(session: Session, job: Job, state: JobState, message: str = "", at: datetime | None = None) -> None:
+    event = JobEvent(job_id=job.id, state=state.value, message=message, at=at or utcnow())
+    session.add(event)
+    job.events.append(event)
+
+
+def page(session: Session, *, type: str | None, state: str | None, name: str | None, model_id: str | None,
+         offset: int, limit: int) -> tuple[list[Job], int]:
+    query = select(Job)
+    if type:
+        query = query.where(Job.type == type)
+    if state:
+        query = query.where(Job.state == state)
+    if name:
+        query = query.where(Job.name.contains(name))
+    if model_id:
+        query = query.where(or_(Job.model_id == model_id, Job.target_model_id == model_id))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def cached_compile(session: Session, cache_key: str) -> Job | None:
+    return session.scalar(
+        select(Job).where(Job.cache_key == cache_key, Job.state == JobState.SUCCESS.value,
+                          Job.target_model_id.is_not(None)).order_by(Job.finished_at).limit(1))
+
+
+def claim(session: Session, job_id: str, *, token: str, working_state: JobState, lease: float,
+          max_attempts: int) -> bool:
+    """Take a job that is waiting, or whose previous holder's lease ran out. True if this caller won it."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.attempts < max_attempts,
+               or_(Job.state == JobState.CREATED.value,
+                   (Job.state == working_state.value) & (Job.lease_expires_at < now)))
+        .values(state=working_state.value, claim_token=token, lease_expires_at=now + timedelta(seconds=lease),
+                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now), updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def renew(session: Session, job_id: str, *, token: str, lease: float) -> bool:
+    now = utcnow()
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.claim_token == token, Job.state.in_([s.value for s in ACTIVE]))
+        .values(lease_expires_at=now + timedelta(seconds=lease), updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def held(session: Session, job_id: str, token: str) -> Job | None:
+    """The job, locked for update, if `token` still holds it and it is still running."""
+    return session.scalar(
+        select(Job).where(Job.id == job_id, Job.claim_token == token, Job.state.in_([s.value for s in ACTIVE]))
+        .with_for_update())
+
+
+def expired_leases(session: Session, working_state: JobState) -> list[Job]:
+    return list(session.scalars(
+        select(Job).where(Job.state == working_state.value, Job.lease_expires_at < utcnow()).with_for_update(skip_locked=True)))
+
+
+def unclaimed_since(session: Session, job_type: str, before: datetime) -> list[Job]:
+    return list(session.scalars(
+        select(Job).where(Job.type == job_type, Job.state == JobState.CREATED.value,
+                          or_(Job.enqueued_at.is_(None), Job.enqueued_at < before)).with_for_update(skip_locked=True)))

@@ -1,0 +1,152 @@
+"""Jobs: submit, read, cancel, and the state changes the holders of a job (workers, agents) report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import partial
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from edgefarm.options import CompileOptions, OptionsError
+from edgefarm.wire import CompileJobIn, JobEvent as JobEventOut, JobOut, JobState, JobType, Page, TensorSpec
+from edgefarm_gateway import queue
+from edgefarm_gateway.datasets import service as datasets
+from edgefarm_gateway.db import after_commit
+from edgefarm_gateway.errors import BadRequest, Conflict, NotFound
+from edgefarm_gateway.jobs import repository
+from edgefarm_gateway.models import service as models
+from edgefarm_gateway.orm import Dataset, Job, Model, new_id, utcnow
+
+
+def to_out(job: Job) -> JobOut:
+    return JobOut(
+        id=job.id, type=job.type, name=job.name, state=job.state, failure_reason=job.failure_reason,
+        model_id=job.model_id, target_model_id=job.target_model_id, device=job.device, options=job.options,
+        input_specs=job.input_specs, calibration_dataset_id=job.calibration_dataset_id, cache_hit=job.cache_hit,
+        attempts=job.attempts, result=job.result, created_at=job.created_at, updated_at=job.updated_at,
+        started_at=job.started_at, finished_at=job.finished_at,
+        events=[JobEventOut(state=e.state, at=e.at, message=e.message) for e in job.events])
+
+
+def get(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_page(session: Session, *, type: JobType | None, state: JobState | None, name: str | None,
+              model_id: str | None, offset: int, limit: int) -> Page[JobOut]:
+    rows, total = repository.page(session, type=type.value if type else None, state=state.value if state else None,
+                                  name=name, model_id=model_id, offset=offset, limit=limit)
+    return Page[JobOut](items=[to_out(j) for j in rows], total=total, offset=offset, limit=limit)
+
+
+def transition(session: Session, job: Job, state: JobState, message: str = "") -> None:
+    now = utcnow()
+    job.state, job.updated_at = state.value, now
+    if state.finished:
+        job.finished_at, job.claim_token, job.lease_expires_at = now, None, None
+    repository.add_event(session, job, state, message, at=now)
+
+
+def fail(session: Session, job: Job, reason: str) -> None:
+    job.failure_reason = reason
+    transition(session, job, JobState.FAILED, reason)
+
+
+def cancel(session: Session, job_id: str) -> Job:
+    job = get(session, job_id)
+    if JobState(job.state).finished:
+        raise Conflict(f"job {job_id} is already {job.state} and cannot be cancelled")
+    transition(session, job, JobState.CANCELLED, "cancelled by the user")
+    return job
+
+
+# --- compile jobs ------------------------------------------------------------------------------------------
+
+
+def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
+    if model.format == "torchscript":
+        if not specs:
+            raise BadRequest("a TorchScript model does not record its inputs: pass input_specs, e.g. "
+                             "input_specs={'image': ((1, 3, 224, 224), 'float32')}")
+        return
+    if specs is None:
+        return
+    known = {t["name"]: t for t in model.inputs}
+    unknown = [n for n in specs if n not in known]
+    if unknown:
+        raise BadRequest(f"input_specs name {', '.join(unknown)}, which the model does not have; "
+                         f"its inputs are {', '.join(known)}")
+    for name, spec in specs.items():
+        declared = known[name]["shape"]
+        if len(declared) != len(spec.shape) or any(
+                isinstance(d, int) and d > 0 and d != s for d, s in zip(declared, spec.shape)):
+            raise BadRequest(f"input_specs gives {name} the shape {tuple(spec.shape)}, but the model declares "
+                             f"{tuple(declared)}")
+
+
+def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset) -> None:
+    inputs = {n: s.shape for n, s in specs.items()} if specs else {t["name"]: t["shape"] for t in model.inputs}
+    missing = [n for n in inputs if n not in dataset.entries]
+    extra = [n for n in dataset.entries if n not in inputs]
+    if missing or extra:
+        raise BadRequest(f"calibration data must hold one entry per model input ({', '.join(inputs)}); "
+                         f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(extra) or 'none'}")
+    for name, shape in inputs.items():
+        got = dataset.entries[name]["shape"]
+        if len(got) != len(shape) or any(isinstance(d, int) and d > 0 and d != g for d, g in zip(shape, got)):
+            raise BadRequest(f"calibration samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
+
+
+def _cache_key(model: Model, options: CompileOptions, specs: dict[str, TensorSpec] | None,
+               dataset: Dataset | None) -> str:
+    material = {"model": model.sha256, "options": options.canonical(),
+                "specs": {k: v.model_dump() for k, v in (specs or {}).items()},
+                "calibration": dataset.sha256 if dataset else None}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def submit_compile(session: Session, celery: Celery, body: CompileJobIn, owner_id: str) -> Job:
+    model = models.get(session, body.model_id)
+    if model.format == "tflite":
+        raise BadRequest(f"model {model.id} is already a TFLite model: profile it or run inference on it directly")
+    try:
+        options = CompileOptions.parse(body.options)
+    except OptionsError as exc:
+        raise BadRequest(f"options: {exc}") from None
+    _check_specs(model, body.input_specs)
+    if options.output_names and model.outputs:
+        known = [t["name"] for t in model.outputs]
+        unknown = [n for n in options.output_names if n not in known]
+        if unknown:
+            raise BadRequest(f"--output_names: the model has no output {', '.join(unknown)}; "
+                             f"its outputs are {', '.join(known)}")
+    dataset = datasets.get(session, body.calibration_dataset_id) if body.calibration_dataset_id else None
+    if options.needs_calibration and dataset is None:
+        raise BadRequest(f"--quantize_full_type {options.quantize_full_type} needs calibration data: pass "
+                         "calibration_data={'<input name>': [sample, ...]} (a few hundred representative samples)")
+    if dataset is not None:
+        _check_calibration(model, body.input_specs, dataset)
+
+    key = _cache_key(model, options, body.input_specs, dataset)
+    job = Job(id=new_id("j"), type=JobType.COMPILE.value, name=body.name or model.name,
+              state=JobState.CREATED.value, model_id=model.id, device=body.device.model_dump(),
+              options=body.options, input_specs={k: v.model_dump() for k, v in (body.input_specs or {}).items()}
+              or None, calibration_dataset_id=dataset.id if dataset else None, cache_key=key, owner_id=owner_id)
+    session.add(job)
+    repository.add_event(session, job, JobState.CREATED, "submitted")
+    cached = repository.cached_compile(session, key)
+    if cached is not None:
+        job.target_model_id, job.result, job.cache_hit = cached.target_model_id, cached.result, True
+        job.started_at = utcnow()
+        transition(session, job, JobState.SUCCESS, f"same model, specs, options and calibration as job {cached.id}: "
+                                                   "its target model is reused")
+    else:
+        job.enqueued_at = utcnow()
+        after_commit(session, partial(queue.send_compile, celery, job.id))
+    session.flush()
+    return job

@@ -1,0 +1,132 @@
+"""Database tables. The jobs table is the source of truth: the broker only carries job ids."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_id(prefix: str) -> str:
+    """Short, url-safe, unguessable ids with a letter saying what they are: m… model, j… job."""
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(11))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC on the way out, whatever the database keeps (SQLite keeps naive datetimes)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # admin | user | agent
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Model(Base):
+    """A model file in the artifact store: uploaded by a user, or produced by a compile job."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))  # onnx | torchscript | tflite
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    inputs: Mapped[list[Any]] = mapped_column(default=list)
+    outputs: Mapped[list[Any]] = mapped_column(default=list)
+    producer_job_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    owner_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Dataset(Base):
+    """Named tensors (.npz, no pickle): calibration data and inference inputs."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    entries: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    owner_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    target_model_id: Mapped[str | None] = mapped_column(ForeignKey("models.id"), default=None)
+    device: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    options: Mapped[str] = mapped_column(Text, default="")
+    input_specs: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    calibration_dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    # Same source bytes + specs + options + calibration bytes → same key → the finished target is reused.
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Who holds the job now. A claim is a conditional UPDATE on these, so two workers never run one job.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claim_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    owner_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    events: Mapped[list["JobEvent"]] = relationship(order_by="JobEvent.id", lazy="selectin")
+
+
+class JobEvent(Base):
+    """The job's timeline: every state change with its time and why."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

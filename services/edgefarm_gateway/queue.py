@@ -1,0 +1,53 @@
+"""The Celery app, as both sides see it: the gateway only sends "compile job X", workers receive it.
+
+Building it imports no task code, so the gateway stays free of the converter stack. Messages carry job ids
+only; the database says what to do. A lost or duplicated message is harmless: the reconciler re-sends what
+nobody claimed, and a worker's claim is a conditional update that only one delivery can win.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from edgefarm_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPILE_TASK = "edgefarm.compile"
+COMPILE_QUEUE = "compile"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("edgefarm", broker=settings.celery_broker_url)
+    transport_options: dict = {}
+    if settings.celery_broker_url.startswith("filesystem://"):
+        folder = settings.broker_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+                             "polling_interval": 0.2}
+    else:
+        # Redis re-delivers an unacknowledged message after this long; the reconciler covers crashes sooner.
+        transport_options = {"visibility_timeout": 3 * 3600}
+    app.conf.update(
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,  # a worker that dies mid-conversion leaves the message to be delivered again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=COMPILE_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],  # never pickle: messages are only job ids
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def send_compile(celery: Celery, job_id: str) -> None:
+    try:
+        celery.send_task(COMPILE_TASK, args=[job_id], queue=COMPILE_QUEUE, retry=True,
+                         retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
+    except Exception:  # the job row is committed; the reconciler sends it again when the broker is back
+        log.exception("could not enqueue compile job %s; the reconciler will retry", job_id)

@@ -1,0 +1,61 @@
+"""Server-side settings (gateway, workers), read from EDGEFARM_* environment variables.
+
+Everything has a default that needs no server: SQLite and an embedded broker under one data directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GiB = 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGEFARM_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("~/.edgefarm"), description="where the database, artifacts and broker live")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite in the data directory")
+    broker_url: str = Field(default="", description="Celery broker; default: an embedded file-based broker")
+    artifact_dir: Path | None = Field(default=None, description="artifact store; default: data_dir/artifacts")
+
+    max_model_bytes: int = 2 * GiB
+    max_dataset_bytes: int = 2 * GiB
+    max_json_bytes: int = 4 * 1024**2
+
+    # Compile jobs: a worker holds a lease it renews while converting; an expired lease means the worker died.
+    compile_lease_seconds: float = 60.0
+    compile_max_attempts: int = 3
+    # A CREATED job nobody claimed for this long is sent to the broker again (the broker may have lost it).
+    requeue_after_seconds: float = 30.0
+    reconcile_interval_seconds: float = 5.0
+
+    worker_concurrency: int = 1  # one conversion per worker process uses every core already
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'edgefarm.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_path / "broker"
+
+    @property
+    def artifacts_path(self) -> Path:
+        return (self.artifact_dir or self.data_path / "artifacts").expanduser().resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

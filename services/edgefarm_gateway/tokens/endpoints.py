@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from edgefarm.wire import TokenIn, TokenOut
+from edgefarm_gateway.deps import AdminDep, SessionDep
+from edgefarm_gateway.tokens import service
+
+router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+
+@router.post("", status_code=201, response_model=TokenOut)
+def create_token(body: TokenIn, session: SessionDep, _: AdminDep) -> TokenOut:
+    """Create a token. The secret is in this response only; store it."""
+    return service.create(session, body.name, body.role)
+
+
+@router.get("", response_model=list[TokenOut])
+def list_tokens(session: SessionDep, _: AdminDep) -> list[TokenOut]:
+    return service.list_tokens(session)
+
+
+@router.delete("/{token_id}", status_code=204)
+def revoke_token(token_id: str, session: SessionDep, _: AdminDep) -> Response:
+    service.revoke(session, token_id)
+    return Response(status_code=204)

@@ -1,0 +1,26 @@
+"""The compile worker: `celery -A edgefarm_worker.celery_app worker -Q compile`.
+
+The converter stack is imported once per worker process (at process start), not per job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init
+
+from edgefarm_gateway.queue import make_celery
+from edgefarm_gateway.settings import get_settings
+
+settings = get_settings()
+app = make_celery(settings)
+app.conf.worker_concurrency = settings.worker_concurrency
+app.autodiscover_tasks(["edgefarm_worker"], related_name="tasks", force=True)
+
+
+@worker_process_init.connect
+def _warm_up(**_) -> None:
+    from edgefarm_worker.convert import warm_up
+
+    logging.getLogger(__name__).info("importing the converter stack")
+    warm_up()
