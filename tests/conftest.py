@@ -67,14 +67,13 @@ def backend(request):
             pytest.fail(f"EDGEFARM_REQUIRE_SERVICES=1 but {missing}")
         pytest.skip(missing)
     import psycopg
-    import redis
 
     database = f"edgefarm_test_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {database}")
-    redis.Redis.from_url(REDIS_URL).flushdb()
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    yield Backend("postgres", {"EDGEFARM_DATABASE_URL": f"{base}/{database}", "EDGEFARM_BROKER_URL": REDIS_URL})
+    yield Backend("postgres", {"EDGEFARM_DATABASE_URL": f"{base}/{database}", "EDGEFARM_BROKER_URL": REDIS_URL,
+                                "EDGEFARM_BROKER_KEY_PREFIX": f"{database}:"})
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 

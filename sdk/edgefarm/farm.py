@@ -146,3 +146,15 @@ class LocalFarm:
 
     def __exit__(self, *_) -> None:
         self.stop()
+
+
+def watch(farm: LocalFarm, interval: float = 1.0) -> Process | None:
+    """Block until one of the farm's processes exits (returned) or the user interrupts (None)."""
+    try:
+        while True:
+            for process in farm.processes:
+                if process.popen.poll() is not None:
+                    return process
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return None

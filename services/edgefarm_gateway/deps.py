@@ -58,7 +58,8 @@ def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
     return principal
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a 201 is only ever said about saved data.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 UserDep = Annotated[Principal, Depends(require_user)]

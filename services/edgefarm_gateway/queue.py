@@ -30,6 +30,8 @@ def make_celery(settings: Settings) -> Celery:
     else:
         # Redis re-delivers an unacknowledged message after this long; the reconciler covers crashes sooner.
         transport_options = {"visibility_timeout": 3 * 3600}
+        if settings.broker_key_prefix:
+            transport_options["global_keyprefix"] = settings.broker_key_prefix
     app.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,

@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("~/.edgefarm"), description="where the database, artifacts and broker live")
     database_url: str = Field(default="", description="SQLAlchemy URL; default: SQLite in the data directory")
     broker_url: str = Field(default="", description="Celery broker; default: an embedded file-based broker")
+    broker_key_prefix: str = Field(default="", description="prefix for every Redis key, to share one Redis")
     artifact_dir: Path | None = Field(default=None, description="artifact store; default: data_dir/artifacts")
 
     max_model_bytes: int = 2 * GiB

@@ -15,6 +15,9 @@ from edgefarm_gateway.settings import get_settings
 settings = get_settings()
 app = make_celery(settings)
 app.conf.worker_concurrency = settings.worker_concurrency
+# A new pool process imports TensorFlow before it reports up; that takes longer than Celery's 4 s default, and
+# a parent that kills it for being late would replace it forever after a crash.
+app.conf.worker_proc_alive_timeout = 120
 app.autodiscover_tasks(["edgefarm_worker"], related_name="tasks", force=True)
 
 

@@ -1,0 +1,31 @@
+# The README's two commands: `make run` starts a farm on this machine, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.installed
+
+.PHONY: run test bench openapi lint clean
+
+$(READY): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "EdgeFarm needs Python 3.11 (onnx2tf 1.29 / TensorFlow 2.19); set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[all]'
+	touch $(READY)
+
+run: $(READY)
+	$(BIN)/edgefarm up
+
+test: $(READY)
+	$(BIN)/pytest
+
+bench: $(READY)
+	$(BIN)/python bench/compile.py
+
+openapi: $(READY)
+	$(BIN)/python -m edgefarm_gateway openapi > openapi/openapi.json
+
+lint: $(READY)
+	$(BIN)/ruff check sdk services workers device_agents tests bench examples
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,88 @@
+"""EdgeFarm: compile, profile and run models on your own edge devices.
+
+    import edgefarm as ef
+    job = ef.submit_compile_job(model="net.onnx", device=ef.Device("Pixel 8"),
+                                input_specs={"image": ((1, 3, 224, 224), "float32")},
+                                options="--target_runtime tflite")
+    job.download_target_model("net.tflite")
+
+The names follow qai_hub, so a script written for Qualcomm AI Hub ports by changing its import.
+Nothing heavy is imported here: torch and onnx are only touched when you pass their objects.
+"""
+
+from edgefarm._http import __version__
+from edgefarm.client import (
+    Client,
+    ListPage,
+    get_dataset,
+    get_datasets,
+    get_job,
+    get_jobs,
+    get_model,
+    get_models,
+    submit_compile_job,
+    upload_dataset,
+    upload_model,
+)
+from edgefarm.devices import Device
+from edgefarm.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConflictError,
+    EdgeFarmError,
+    InternalServerError,
+    JobFailedError,
+    NotFoundError,
+    OptionsError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from edgefarm.jobs import CompileJob, Job, JobStatus
+from edgefarm.models import Dataset, Model
+from edgefarm.wire import JobState, JobType, TensorSpec
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "CompileJob",
+    "ConfigurationError",
+    "ConflictError",
+    "Dataset",
+    "Device",
+    "EdgeFarmError",
+    "InternalServerError",
+    "Job",
+    "JobFailedError",
+    "JobState",
+    "JobStatus",
+    "JobType",
+    "ListPage",
+    "Model",
+    "NotFoundError",
+    "OptionsError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "TensorSpec",
+    "UnprocessableEntityError",
+    "__version__",
+    "get_dataset",
+    "get_datasets",
+    "get_job",
+    "get_jobs",
+    "get_model",
+    "get_models",
+    "submit_compile_job",
+    "upload_dataset",
+    "upload_model",
+]

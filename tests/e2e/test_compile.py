@@ -1,0 +1,174 @@
+"""Compile through the SDK against real processes: a uvicorn gateway and a Celery worker, on every backend.
+
+Every target is downloaded and run on held-out data, and compared with the source model in ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+import edgefarm as ef
+from edgefarm.wire import CompileResult, JobState
+from edgefarm_gateway.db import Database
+from edgefarm_gateway.orm import Job, new_id, utcnow
+from edgefarm_gateway.settings import Settings
+from tests import nets
+from tests.runtimes import reference, run_target
+
+pytestmark = pytest.mark.e2e
+DEVICE = ef.Device("Host CPU")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("sources")
+    return {"segmenter": nets.write_segmenter_onnx(d / "segmenter.onnx"),
+            "unconvertible": nets.write_unconvertible_onnx(d / "unconvertible.onnx")}
+
+
+def calibration(seed: int = 11, n: int = 32) -> dict[str, list[np.ndarray]]:
+    images, _, _ = nets.shapes(n, seed=seed)
+    return {"image": [image[None] for image in images]}
+
+
+HELD_OUT = [image[None] for image in nets.shapes(12, seed=99)[0]]
+
+
+def mask_agreement(source: Path, target: Path, result: CompileResult) -> float:
+    agree = []
+    for image in HELD_OUT:
+        expected = next(iter(reference(source, {"image": image}).values()))
+        got = next(iter(run_target(target, result, {"image": image}).values()))
+        agree.append(np.mean((got > 0) == (expected > 0)))
+    return float(np.mean(agree))
+
+
+def finished(job, timeout: float = 300):
+    status = job.wait(timeout=timeout)
+    assert status.code == JobState.SUCCESS, f"{job.id}: {status.code} {status.message}"
+    return status
+
+
+@pytest.mark.parametrize("options, min_agreement", [
+    ("", 0.999),
+    ("--quantize_full_type float16", 0.995),
+    ("--quantize_full_type int8", 0.99),
+    ("--quantize_full_type int8 --quantize_io --force_channel_last_input image", 0.99),
+    ("--target_runtime onnx --quantize_full_type int8", 0.99),
+])
+def test_onnx_model_compiles_and_the_target_agrees_with_fp32(farm, client, sources, tmp_path, options,
+                                                             min_agreement):
+    job = client.jobs.submit_compile(sources["segmenter"], DEVICE, name="segmenter", options=options,
+                                     calibration_data=calibration() if "int8" in options else None)
+    finished(job)
+    result = job.result
+    target = job.download_target_model(tmp_path)
+    assert target.stat().st_size == result.target_size
+    assert mask_agreement(sources["segmenter"], target, result) >= min_agreement
+    if "--quantize_io" in options:
+        assert [t.dtype for t in result.target_inputs + result.target_outputs] == ["int8", "int8"]
+        assert result.target_inputs[0].layout == "NHWC" and result.target_inputs[0].quantization is not None
+    assert [e.state for e in job.events] == [JobState.CREATED, JobState.OPTIMIZING_MODEL, JobState.SUCCESS]
+    assert result.converter.startswith(("onnx2tf", "onnxruntime"))
+
+
+def test_torchscript_module_compiles_to_int8(farm, client, tmp_path):
+    module = torch.jit.trace(nets.tiny_convnet().eval(), torch.zeros(1, 3, 32, 32))
+    job = client.jobs.submit_compile(module, DEVICE, name="convnet-int8", options="--quantize_full_type int8",
+                                     input_specs={"image": ((1, 3, 32, 32), "float32")},
+                                     calibration_data=calibration(seed=12))
+    finished(job)
+    target = job.download_target_model(tmp_path / "convnet.tflite")
+    agree = []
+    for image in HELD_OUT:
+        with torch.no_grad():
+            expected = module(torch.from_numpy(image))
+        logits_expected = (expected[-1] if isinstance(expected, tuple) else expected).numpy()
+        outputs = run_target(target, job.result, {"image": image})
+        logits = next(v for v in outputs.values() if v.shape == logits_expected.shape and v.ndim == 2)
+        agree.append(logits.argmax() == logits_expected.argmax())
+    assert np.mean(agree) >= 0.9
+
+
+def test_identical_request_is_served_from_the_cache(farm, client, sources):
+    options, data = "--quantize_full_type int8", calibration(seed=13)
+    first = client.jobs.submit_compile(sources["segmenter"], DEVICE, options=options, calibration_data=data)
+    finished(first)
+    started = time.monotonic()
+    again = client.jobs.submit_compile(sources["segmenter"], DEVICE, options=options, calibration_data=data)
+    assert again.get_status().code == JobState.SUCCESS  # at once, no worker involved
+    assert time.monotonic() - started < 5
+    info = client.jobs.get(again.id)
+    assert info.get_target_model().id == first.get_target_model().id
+    assert again.data.cache_hit is True and first.data.cache_hit is False
+
+
+def test_unconvertible_op_fails_with_the_converter_message_and_the_worker_lives_on(farm, client, sources):
+    job = client.jobs.submit_compile(sources["unconvertible"], DEVICE, name="unconvertible")
+    status = job.wait(timeout=300)
+    assert status.code == JobState.FAILED
+    assert "QuickGelu" in status.message
+    with pytest.raises(ef.JobFailedError, match="QuickGelu"):
+        job.get_target_model()
+    healthy = client.jobs.submit_compile(sources["segmenter"], DEVICE, options="--quantize_full_type float16",
+                                         name="after-failure", input_specs={"image": ((1, 3, 32, 32), "float32")})
+    finished(healthy)
+
+
+def _worker_children(farm) -> list[psutil.Process]:
+    workers = [p for p in farm.farm.processes if p.name.startswith("worker")]
+    return [c for w in workers for c in psutil.Process(w.popen.pid).children(recursive=True)]
+
+
+def test_worker_killed_mid_conversion_loses_nothing(farm, client, sources):
+    job = client.jobs.submit_compile(sources["segmenter"], DEVICE, name="killed", options="--quantize_full_type int8",
+                                     calibration_data=calibration(seed=14, n=64))
+    deadline = time.monotonic() + 120
+    while job.get_status().code != JobState.OPTIMIZING_MODEL:
+        assert time.monotonic() < deadline and not job.get_status().finished, job.get_status()
+        time.sleep(0.05)
+    killed = _worker_children(farm)
+    assert killed, "the Celery worker has no pool process"
+    for child in killed:
+        os.kill(child.pid, signal.SIGKILL)
+    finished(job)
+    assert job.data.attempts >= 2
+    assert any("attempt 2" in e.message for e in job.events), job.events
+    assert all(c.pid not in {p.pid for p in _worker_children(farm)} for c in killed)
+
+
+def test_a_job_whose_message_was_lost_is_sent_again(farm, client, sources):
+    """The broker never carried this job (lost message): the reconciler finds it in the database and sends it."""
+    model = client.models.upload(sources["segmenter"])
+    settings = Settings(data_dir=farm.data_dir, **{k.removeprefix("EDGEFARM_").lower(): v
+                                                    for k, v in farm.farm.env.items()
+                                                    if k in ("EDGEFARM_DATABASE_URL", "EDGEFARM_BROKER_URL")})
+    db = Database(settings)
+    job_id = new_id("j")
+    with db.session() as session:
+        session.add(Job(id=job_id, type="compile", name="lost-message", state="CREATED", model_id=model.id,
+                        device={"name": "Host CPU"}, options="--target_runtime onnx",
+                        enqueued_at=utcnow() - timedelta(hours=1)))
+    db.engine.dispose()
+    finished(client.jobs.get(job_id), timeout=120)
+
+
+def test_a_restarted_gateway_strands_nothing(farm, client, sources):
+    job = client.jobs.submit_compile(sources["segmenter"], DEVICE, name="gateway-restart",
+                                     options="--quantize_full_type float16 --force_channel_last_output "
+                                             + next(iter(client.models.upload(sources["segmenter"]).outputs)).name)
+    gateway = next(p for p in farm.farm.processes if p.name == "gateway")
+    os.killpg(gateway.popen.pid, signal.SIGKILL)
+    gateway.popen.wait()
+    farm.farm.processes.remove(gateway)
+    farm.farm.start_gateway()
+    finished(job)

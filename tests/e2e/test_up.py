@@ -1,0 +1,63 @@
+"""`edgefarm up` (what `make run` runs) as a user would: start it, compile with the SDK's defaults, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests import nets
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_edgefarm_up_runs_a_farm_the_sdk_finds_by_itself(tmp_path):
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}
+    env["HOME"] = str(home)
+    edgefarm = str(Path(sys.executable).with_name("edgefarm"))
+    up = subprocess.Popen([edgefarm, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert up.poll() is None, up.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200 and \
+                        (home / ".edgefarm" / "client.ini").exists():
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "edgefarm up did not start"
+            time.sleep(0.5)
+        while not list((home / ".edgefarm" / "logs").glob("worker-*.log")) or "ready." not in \
+                next((home / ".edgefarm" / "logs").glob("worker-*.log")).read_text():
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.5)
+
+        model = nets.write_convnet_onnx(tmp_path / "convnet.onnx")
+        script = ("import edgefarm as ef, sys\n"
+                  f"job = ef.submit_compile_job(model={str(model)!r}, device=ef.Device('Host CPU'))\n"
+                  "print(job.wait(timeout=240).code.value)\n"
+                  f"print(job.download_target_model({str(tmp_path)!r}))\n")
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        state, target = done.stdout.split()
+        assert state == "SUCCESS" and Path(target).suffix == ".tflite"
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 2
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "admin token: ef_" in output
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
