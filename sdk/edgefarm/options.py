@@ -149,9 +149,97 @@ class CompileOptions:
         return dataclasses.asdict(self)
 
 
+def positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise OptionsError(f"must be a whole number of at least 1; got {value!r}")
+    return int(value)
+
+
+def positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise OptionsError(f"must be a positive number of seconds; got {value!r}")
+    return number
+
+
+DELEGATES = ("xnnpack", "gpu", "nnapi", "external", "none")
+TFLITE_OPTION_KEYS = {"number_of_threads": positive_int}
+
+
+def tflite_options(value: str) -> dict[str, Any]:
+    """`number_of_threads=4` (several as `a=1;b=2`)."""
+    parsed: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in value.split(";"))):
+        key, eq, raw = item.partition("=")
+        if not eq or key not in TFLITE_OPTION_KEYS:
+            raise OptionsError(f"takes key=value pairs separated by ';' with keys {', '.join(TFLITE_OPTION_KEYS)}; "
+                               f"got {item!r}")
+        try:
+            parsed[key] = TFLITE_OPTION_KEYS[key](raw)
+        except OptionsError as exc:
+            raise OptionsError(f"{key} {exc}") from None
+    return parsed
+
+
+def delegate_list(value: str) -> list[str]:
+    names = name_list(value)
+    unknown = [n for n in names if n not in DELEGATES]
+    if unknown:
+        raise OptionsError(f"knows the delegates {', '.join(DELEGATES)}; got {', '.join(unknown)}")
+    return names
+
+
+_RUNTIME_FLAGS = [
+    Flag("compute_unit", choice("all", "cpu", "gpu", "npu"),
+         "all (the best the device has), cpu, gpu or npu; a device without that unit refuses the job"),
+    Flag("tflite_delegates", delegate_list,
+         f"a comma-separated list in order of preference from {', '.join(DELEGATES)}"),
+    Flag("tflite_options", tflite_options, "runtime settings such as number_of_threads=4"),
+]
+PROFILE_FLAGS: dict[str, Flag] = {f.name: f for f in [
+    Flag("max_profiler_iterations", positive_int, "how many timed inferences (default 100)"),
+    Flag("max_profiler_time", positive_float, "stop timing after this many seconds (default 600)"),
+    Flag("warmup_iterations", positive_int, "untimed inferences before timing (default 5)"),
+    *_RUNTIME_FLAGS,
+]}
+INFERENCE_FLAGS: dict[str, Flag] = {f.name: f for f in _RUNTIME_FLAGS}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a device should run a model: shared by profile and inference jobs."""
+
+    compute_unit: str = "all"
+    tflite_delegates: list[str] | None = None
+    tflite_options: dict[str, Any] | None = None
+
+    @property
+    def threads(self) -> int | None:
+        return (self.tflite_options or {}).get("number_of_threads")
+
+    @classmethod
+    def parse(cls, text: str) -> "RuntimeOptions":
+        return cls(**_parse(text, INFERENCE_FLAGS))
+
+
+@dataclass(frozen=True)
+class ProfileOptions(RuntimeOptions):
+    max_profiler_iterations: int = 100
+    max_profiler_time: float = 600.0
+    warmup_iterations: int = 5
+
+    @classmethod
+    def parse(cls, text: str) -> "ProfileOptions":
+        return cls(**_parse(text, PROFILE_FLAGS))
+
+
 def describe(flags: dict[str, Flag]) -> list[tuple[str, str]]:
     """(flag, help) pairs for docs and `--help` texts."""
     return [(f"--{f.name}" + ("" if f.parse is None else " VALUE"), f.help) for f in flags.values()]
 
 
-__all__ = ["OptionsError", "CompileOptions", "COMPILE_FLAGS", "describe"]
+__all__ = ["OptionsError", "CompileOptions", "ProfileOptions", "RuntimeOptions", "COMPILE_FLAGS", "PROFILE_FLAGS",
+           "INFERENCE_FLAGS", "describe"]

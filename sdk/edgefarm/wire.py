@@ -144,6 +144,8 @@ class JobOut(Wire):
     options: str
     input_specs: dict[str, TensorSpec] | None = None
     calibration_dataset_id: str | None = None
+    input_dataset_id: str | None = None  # profile / inference inputs
+    device_id: str | None = None  # the device that ran (or runs) a profile / inference job
     cache_hit: bool = False
     attempts: int = 0
     result: dict[str, Any] | None = None
@@ -180,3 +182,153 @@ class TokenOut(Wire):
 class ErrorOut(Wire):
     error: str
     detail: str
+
+
+# --- devices and agents ----------------------------------------------------------------------------------------
+
+DeviceState = Literal["online", "busy", "offline"]
+
+
+class DeviceSpec(Wire):
+    """A device as its agent declares it. `serial` is unique within the agent and stable across restarts."""
+
+    name: str  # the pool users ask for, e.g. "Raspberry Pi 5"
+    serial: str
+    os: str = ""
+    attributes: list[str] = Field(default_factory=list)  # "framework:tflite", "chipset:…", "accelerator:npu"
+
+
+class DeviceOut(Wire):
+    id: str
+    name: str
+    serial: str
+    os: str
+    attributes: list[str]
+    agent_id: str
+    agent_name: str
+    state: DeviceState
+    last_seen_at: datetime | None = None
+    current_job_id: str | None = None
+
+
+class AgentRegisterIn(Wire):
+    agent_name: str  # stable per agent (the host name by default): registering again updates, never duplicates
+    version: str = ""
+    devices: list[DeviceSpec]
+
+
+class AgentRegisterOut(Wire):
+    agent_id: str
+    devices: list[DeviceOut]
+    heartbeat_seconds: float  # send a heartbeat at least this often
+    lease_seconds: float  # a lease lasts this long unless renewed by progress
+
+
+class HeartbeatIn(Wire):
+    agent_id: str
+
+
+class LeaseIn(Wire):
+    agent_id: str
+    device_ids: list[str]  # the agent's devices that are free now
+    wait_seconds: float = Field(default=20.0, ge=0, le=60)  # long poll: answer 204 after this long with no job
+
+
+class Lease(Wire):
+    """A job handed to one device. The token authorises progress, downloads and the result for this job only."""
+
+    job_id: str
+    job_type: JobType
+    device_id: str
+    lease_token: str
+    lease_expires_at: datetime
+    options: str
+    model: ModelOut  # download: GET /agent/jobs/{job_id}/model
+    compile_result: CompileResult | None = None  # I/O facts of a compiled target (to feed it source-style data)
+    input_dataset: DatasetOut | None = None  # inference inputs, or given profile inputs: GET /agent/jobs/{id}/inputs
+
+
+class ProgressIn(Wire):
+    lease_token: str
+    state: Literal["MEASURING_PERFORMANCE", "RUNNING_INFERENCE"] | None = None
+    message: str = ""
+
+
+class FailureIn(Wire):
+    lease_token: str
+    reason: str  # the device's own message: what a person needs to act
+    log: str = ""
+
+
+class LatencyStats(Wire):
+    """Over all timed iterations, in microseconds."""
+
+    min: float
+    median: float
+    mean: float
+    p90: float
+    p99: float
+    std: float
+
+
+class ExecutionSummary(Wire):
+    """AI Hub's summary fields (times in µs, memory in bytes), plus what AI Hub users ask for."""
+
+    estimated_inference_time: float  # the median, µs
+    estimated_inference_peak_memory: int  # bytes
+    first_load_time: float  # µs: the first model load (cold)
+    warm_load_time: float  # µs: loading again (warm caches)
+    all_inference_times: list[float]  # µs, every timed iteration
+    first_inference_time: float | None = None  # µs, not part of the statistics
+    inference_stats: LatencyStats
+    iterations: int
+    warmup_iterations: int = 0
+    threads: int | None = None
+    compute_unit: str  # what was asked: cpu | gpu | npu | all
+    delegate: str | None = None  # the delegate actually applied ("XNNPACK", a .so name…), None for plain CPU
+    delegated_ops: int | None = None  # how many ops the delegate took, when the runtime can tell
+    total_ops: int | None = None
+    cpu_fallback: bool = False  # part (or all) of the model ran on the CPU although another unit was asked
+
+
+class OpDetail(Wire):
+    name: str
+    type: str
+    compute_unit: str  # CPU | GPU | NPU
+    delegate: str | None = None
+    execution_time: float | None = None  # µs per inference, when the runtime measures per op
+
+
+class Profile(Wire):
+    execution_summary: ExecutionSummary
+    execution_detail: list[OpDetail]
+    runtime: str  # e.g. "litert 2.1.0", "onnxruntime 1.23.0"
+    device: DeviceSpec
+    warnings: list[str] = Field(default_factory=list)  # e.g. silent CPU fallback, made visible
+    environment: dict[str, Any] = Field(default_factory=dict)  # versions, thermal state… what reproduces it
+
+
+class ProfileJobIn(Wire):
+    model_id: str
+    device: DeviceSelector
+    name: str | None = None
+    options: str = ""
+    input_dataset_id: str | None = None  # optional real inputs; random ones of the right dtype/shape otherwise
+
+
+class InferenceJobIn(Wire):
+    model_id: str
+    device: DeviceSelector
+    name: str | None = None
+    options: str = ""
+    input_dataset_id: str  # inputs as the SOURCE model takes them (names, layout, float)
+
+
+class InferenceResult(Wire):
+    """What a finished inference job records: outputs are a dataset named as the SOURCE model names them."""
+
+    output_dataset_id: str
+    outputs: dict[str, DatasetEntry]
+    runtime: str
+    conversions: list[str] = Field(default_factory=list)  # e.g. "image: float32 NCHW → int8 NHWC (scale 0.0039, zp -128)"
+    seconds: float

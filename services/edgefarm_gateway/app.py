@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
+from edgefarm_gateway.agents.endpoints import router as agents_router
 from edgefarm_gateway.datasets.endpoints import router as datasets_router
 from edgefarm_gateway.db import Database
+from edgefarm_gateway.devices.endpoints import router as devices_router
 from edgefarm_gateway.errors import install_error_handlers
 from edgefarm_gateway.jobs.endpoints import router as jobs_router
 from edgefarm_gateway.jobs.reconciler import Reconciler
 from edgefarm_gateway.limits import BodyLimit
 from edgefarm_gateway.models.endpoints import router as models_router
+from edgefarm_gateway.notifier import JobNotifier
 from edgefarm_gateway.queue import make_celery
 from edgefarm_gateway.settings import Settings, get_settings
 from edgefarm_gateway.storage import ArtifactStore
@@ -33,6 +37,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.notifier.bind(asyncio.get_running_loop())
         reconciler = Reconciler(app.state.db, app.state.celery, settings) if background else None
         if reconciler:
             reconciler.start()
@@ -47,11 +52,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.db = Database(settings)
     app.state.store = ArtifactStore(settings.artifacts_path)
     app.state.celery = make_celery(settings)
+    app.state.notifier = JobNotifier()
     install_error_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
 
     api = APIRouter(prefix="/api/v1")
-    for router in (models_router, datasets_router, jobs_router, tokens_router):
+    for router in (models_router, datasets_router, jobs_router, devices_router, agents_router, tokens_router):
         api.include_router(router)
 
     @api.get("/health", tags=["health"])

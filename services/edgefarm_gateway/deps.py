@@ -52,6 +52,12 @@ def require_user(principal: Annotated[Principal, Depends(get_principal)]) -> Pri
     return principal
 
 
+def require_agent(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.role != "agent":
+        raise Forbidden("only an agent token can do this (create one with --role agent)")
+    return principal
+
+
 def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     if principal.role != "admin":
         raise Forbidden("only an admin token can do this")
@@ -64,3 +70,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 UserDep = Annotated[Principal, Depends(require_user)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+AgentDep = Annotated[Principal, Depends(require_agent)]

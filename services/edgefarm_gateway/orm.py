@@ -6,7 +6,8 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -99,6 +100,10 @@ class Job(Base):
     options: Mapped[str] = mapped_column(Text, default="")
     input_specs: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     calibration_dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), default=None)
+    input_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", name="fk_jobs_input_dataset_id_datasets"), default=None)
+    device_id: Mapped[str | None] = mapped_column(  # the device that ran it
+        ForeignKey("devices.id", name="fk_jobs_device_id_devices"), default=None)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     # Same source bytes + specs + options + calibration bytes → same key → the finished target is reused.
@@ -130,3 +135,38 @@ class JobEvent(Base):
     state: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    """A program beside some devices. Known by name, so a restarted agent finds its devices again."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    token_id: Mapped[str] = mapped_column(String(16))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    devices: Mapped[list["Device"]] = relationship(back_populates="agent", lazy="selectin")
+
+
+class Device(Base):
+    """One physical device; devices with the same name form a pool users select by name."""
+
+    __tablename__ = "devices"
+    __table_args__ = (UniqueConstraint("agent_id", "serial"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    serial: Mapped[str] = mapped_column(String(200))
+    os: Mapped[str] = mapped_column(String(100), default="")
+    attributes: Mapped[list[Any]] = mapped_column(default=list)
+    current_job_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An agent that stops declaring a device retires it; its jobs keep pointing at it as evidence.
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    agent: Mapped[Agent] = relationship(back_populates="devices", lazy="joined")

@@ -25,8 +25,9 @@ def make_celery(settings: Settings) -> Celery:
     if settings.celery_broker_url.startswith("filesystem://"):
         folder = settings.broker_dir
         folder.mkdir(parents=True, exist_ok=True)
+        # The control folder defaults to ./control in the current directory; keep it with the rest.
         transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-                             "polling_interval": 0.2}
+                             "control_folder": str(folder / "control"), "polling_interval": 0.2}
     else:
         # Redis re-delivers an unacknowledged message after this long; the reconciler covers crashes sooner.
         transport_options = {"visibility_timeout": 3 * 3600}

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     requeue_after_seconds: float = 30.0
     reconcile_interval_seconds: float = 5.0
 
+    # Device jobs: agents renew leases with progress; devices are offline when their agent stops heartbeating.
+    device_lease_seconds: float = 60.0
+    device_max_attempts: int = 3
+    agent_heartbeat_seconds: float = 10.0
+    device_offline_after_seconds: float = 30.0
+
     worker_concurrency: int = 1  # one conversion per worker process uses every core already
 
     @property

@@ -18,6 +18,8 @@ app.conf.worker_concurrency = settings.worker_concurrency
 # A new pool process imports TensorFlow before it reports up; that takes longer than Celery's 4 s default, and
 # a parent that kills it for being late would replace it forever after a crash.
 app.conf.worker_proc_alive_timeout = 120
+# TensorFlow keeps ~25 MB per conversion even after clear_session; a fresh pool process every 50 jobs caps it.
+app.conf.worker_max_tasks_per_child = 50
 app.autodiscover_tasks(["edgefarm_worker"], related_name="tasks", force=True)
 
 

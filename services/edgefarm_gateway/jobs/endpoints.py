@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from edgefarm.wire import CompileJobIn, JobOut, JobState, JobType, Page
-from edgefarm_gateway.deps import SessionDep, UserDep
+from edgefarm.wire import CompileJobIn, InferenceJobIn, JobOut, JobState, JobType, Page, ProfileJobIn
+from edgefarm_gateway.deps import SessionDep, SettingsDep, UserDep
 from edgefarm_gateway.jobs import service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -15,6 +15,21 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def submit_compile_job(body: CompileJobIn, request: Request, session: SessionDep, user: UserDep) -> JobOut:
     """Compile a model for a device. Identical requests reuse the finished target (`cache_hit`)."""
     return service.to_out(service.submit_compile(session, request.app.state.celery, body, user.id))
+
+
+@router.post("/profile", status_code=201, response_model=JobOut)
+def submit_profile_job(body: ProfileJobIn, request: Request, session: SessionDep, settings: SettingsDep,
+                       user: UserDep) -> JobOut:
+    """Measure a TFLite or ONNX model on a device: latency statistics, memory, load times, per-op placement."""
+    return service.to_out(service.submit_profile(session, settings, request.app.state.notifier.notify, body, user.id))
+
+
+@router.post("/inference", status_code=201, response_model=JobOut)
+def submit_inference_job(body: InferenceJobIn, request: Request, session: SessionDep, settings: SettingsDep,
+                         user: UserDep) -> JobOut:
+    """Run a model on a device with inputs in the source model's terms; outputs come back as a dataset."""
+    return service.to_out(service.submit_inference(session, settings, request.app.state.notifier.notify, body,
+                                                   user.id))
 
 
 @router.get("", response_model=Page[JobOut])

@@ -2,6 +2,8 @@
 
 - A compile job whose worker stopped renewing its lease (crashed, killed, machine gone) goes back to
   CREATED and is sent again, up to a bounded number of attempts; then it FAILS saying so.
+- A profile or inference job whose agent stopped renewing its lease goes back to the queue for any device
+  of its pool, up to a bounded number of attempts; then it FAILS saying the device was lost.
 - A CREATED compile job nobody claimed for a while is sent to the broker again (the message was lost,
   or the broker was down when the job was submitted).
 Every gateway may run it; claims make duplicate sends harmless.
@@ -40,6 +42,10 @@ def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
             job.enqueued_at = utcnow()
             service.transition(session, job, JobState.CREATED, "the worker stopped renewing its lease; requeued")
             after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
+        for state in (JobState.PROVISIONING_DEVICE, JobState.MEASURING_PERFORMANCE, JobState.RUNNING_INFERENCE):
+            for job in repository.expired_leases(session, state):
+                changed += 1
+                _release_lost_device_job(session, settings, job)
         stale = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
         for job in repository.unclaimed_since(session, JobType.COMPILE.value, stale):
             changed += 1
@@ -47,6 +53,17 @@ def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
             log.info("compile job %s was not picked up; sending it again", job.id)
             after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
     return changed
+
+
+def _release_lost_device_job(session, settings: Settings, job) -> None:
+    if job.attempts >= settings.device_max_attempts:
+        service.fail(session, job, f"the device was lost {job.attempts} times while running this job (its agent "
+                                   "stopped, crashed or lost the network); check the agent, then submit again")
+        return
+    service.release_device(session, job)
+    job.claim_token = job.lease_expires_at = None
+    job.device_id = None
+    service.transition(session, job, JobState.CREATED, "the device's agent stopped renewing its lease; requeued")
 
 
 class Reconciler:

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import partial
 
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from edgefarm.options import CompileOptions, OptionsError
-from edgefarm.wire import CompileJobIn, JobEvent as JobEventOut, JobOut, JobState, JobType, Page, TensorSpec
+from edgefarm.options import CompileOptions, OptionsError, ProfileOptions, RuntimeOptions
+from edgefarm.wire import (CompileJobIn, DeviceSelector, InferenceJobIn, JobEvent as JobEventOut, JobOut, JobState,
+                           JobType, Page, ProfileJobIn, TensorSpec)
 from edgefarm_gateway import queue
 from edgefarm_gateway.datasets import service as datasets
 from edgefarm_gateway.db import after_commit
 from edgefarm_gateway.errors import BadRequest, Conflict, NotFound
 from edgefarm_gateway.jobs import repository
 from edgefarm_gateway.models import service as models
-from edgefarm_gateway.orm import Dataset, Job, Model, new_id, utcnow
+from edgefarm_gateway.orm import Dataset, Device, Job, Model, new_id, utcnow
 
 
 def to_out(job: Job) -> JobOut:
@@ -25,6 +27,7 @@ def to_out(job: Job) -> JobOut:
         id=job.id, type=job.type, name=job.name, state=job.state, failure_reason=job.failure_reason,
         model_id=job.model_id, target_model_id=job.target_model_id, device=job.device, options=job.options,
         input_specs=job.input_specs, calibration_dataset_id=job.calibration_dataset_id, cache_hit=job.cache_hit,
+        input_dataset_id=job.input_dataset_id, device_id=job.device_id,
         attempts=job.attempts, result=job.result, created_at=job.created_at, updated_at=job.updated_at,
         started_at=job.started_at, finished_at=job.finished_at,
         events=[JobEventOut(state=e.state, at=e.at, message=e.message) for e in job.events])
@@ -48,8 +51,17 @@ def transition(session: Session, job: Job, state: JobState, message: str = "") -
     now = utcnow()
     job.state, job.updated_at = state.value, now
     if state.finished:
-        job.finished_at, job.claim_token, job.lease_expires_at = now, None, None
+        release_device(session, job)
+        # The claim token stays: a holder retrying its result is recognised, and nobody else can finish the job.
+        job.finished_at, job.lease_expires_at = now, None
     repository.add_event(session, job, state, message, at=now)
+
+
+def release_device(session: Session, job: Job) -> None:
+    if job.device_id:
+        device = session.get(Device, job.device_id)
+        if device is not None and device.current_job_id == job.id:
+            device.current_job_id = None
 
 
 def fail(session: Session, job: Job, reason: str) -> None:
@@ -150,3 +162,74 @@ def submit_compile(session: Session, celery: Celery, body: CompileJobIn, owner_i
         after_commit(session, partial(queue.send_compile, celery, job.id))
     session.flush()
     return job
+
+
+# --- profile and inference jobs -----------------------------------------------------------------------------
+
+
+def source_io(session: Session, model: Model) -> tuple[list[dict], list[dict]]:
+    """A compiled target's inputs and outputs in its source model's terms (what users feed and read)."""
+    if model.producer_job_id:
+        producer = session.get(Job, model.producer_job_id)
+        if producer is not None and producer.result:
+            return producer.result["source_inputs"], producer.result["source_outputs"]
+    return model.inputs, model.outputs
+
+
+def _check_inputs(session: Session, model: Model, dataset: Dataset) -> None:
+    inputs, _ = source_io(session, model)
+    expected = {t["name"]: t for t in inputs}
+    missing = [n for n in expected if n not in dataset.entries]
+    unknown = [n for n in dataset.entries if n not in expected]
+    if missing or unknown:
+        raise BadRequest(f"inputs must be named as the model's inputs ({', '.join(expected)}); "
+                         f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(unknown) or 'none'}")
+    for name, tensor in expected.items():
+        entry = dataset.entries[name]
+        shape = tensor["shape"]
+        if len(entry["shape"]) != len(shape) or any(
+                isinstance(d, int) and d > 0 and d != g for d, g in zip(shape, entry["shape"])):
+            raise BadRequest(f"input {name}: each sample must have shape {tuple(shape)}; got {tuple(entry['shape'])}")
+        if entry["dtype"] != tensor["dtype"]:
+            raise BadRequest(f"input {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "
+                             f"(convert with array.astype('{tensor['dtype']}'))")
+
+
+def _submit_device_job(session: Session, settings, notify: Callable[[], None], job_type: JobType, *,
+                       model_id: str, device: DeviceSelector, name: str | None, options: str,
+                       input_dataset_id: str | None, owner_id: str) -> Job:
+    from edgefarm_gateway.devices import service as devices
+
+    model = models.get(session, model_id)
+    if model.format not in ("tflite", "onnx"):
+        raise BadRequest(f"model {model.id} is {model.format}: compile it first (submit_compile_job), then "
+                         f"{job_type.value} the compiled target")
+    try:
+        (ProfileOptions if job_type == JobType.PROFILE else RuntimeOptions).parse(options)
+    except OptionsError as exc:
+        raise BadRequest(f"options: {exc}") from None
+    dataset = datasets.get(session, input_dataset_id) if input_dataset_id else None
+    if dataset is not None:
+        _check_inputs(session, model, dataset)
+    waiting = devices.require_pool(session, settings, device)
+    job = Job(id=new_id("j"), type=job_type.value, name=name or model.name, state=JobState.CREATED.value,
+              model_id=model.id, device=device.model_dump(), options=options,
+              input_dataset_id=dataset.id if dataset else None, owner_id=owner_id)
+    session.add(job)
+    repository.add_event(session, job, JobState.CREATED, waiting or "queued for a device")
+    session.flush()
+    after_commit(session, notify)
+    return job
+
+
+def submit_profile(session: Session, settings, notify: Callable[[], None], body: ProfileJobIn, owner_id: str) -> Job:
+    return _submit_device_job(session, settings, notify, JobType.PROFILE, model_id=body.model_id,
+                              device=body.device, name=body.name, options=body.options,
+                              input_dataset_id=body.input_dataset_id, owner_id=owner_id)
+
+
+def submit_inference(session: Session, settings, notify: Callable[[], None], body: InferenceJobIn,
+                     owner_id: str) -> Job:
+    return _submit_device_job(session, settings, notify, JobType.INFERENCE, model_id=body.model_id,
+                              device=body.device, name=body.name, options=body.options,
+                              input_dataset_id=body.input_dataset_id, owner_id=owner_id)

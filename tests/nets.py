@@ -1,0 +1,237 @@
+"""Small deterministic models for the converter and farm tests.
+
+Every builder seeds torch, so the same call gives the same weights on every machine. The convnet and the
+segmenter are briefly trained on synthetic shapes (a few seconds on 2 cores): with trained weights the outputs
+carry signal, so an INT8-vs-FP32 comparison measures quantization and not noise around zero.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.helper
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+IMAGE_SIZE = 32
+# ONNX Runtime 1.23 reads IR version <= 11; onnx 1.19 writes 12 by default for hand-built graphs.
+ONNX_IR_VERSION = 9
+
+
+def shapes(n: int, seed: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Synthetic images of one rectangle or disk on a textured background.
+
+    Returns (images (n,3,size,size) float32 in [0, 1], masks (n,1,size,size) float32, labels (n,) int64:
+    0 rectangle, 1 disk). Different seeds give independent sets, so calibration and held-out data never overlap.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    images = np.empty((n, 3, size, size), np.float32)
+    masks = np.empty((n, 1, size, size), np.float32)
+    labels = rng.integers(0, 2, n)
+    for i in range(n):
+        background = rng.uniform(0.0, 0.4, 3)[:, None, None] + 0.1 * rng.standard_normal((3, size, size))
+        background += 0.2 * (xx / size)[None] * rng.uniform(-1, 1)
+        cy, cx = rng.uniform(size * 0.25, size * 0.75, 2)
+        r = rng.uniform(size * 0.12, size * 0.3)
+        if labels[i] == 0:
+            mask = (np.abs(yy - cy) < r) & (np.abs(xx - cx) < r * rng.uniform(0.6, 1.4))
+        else:
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        color = rng.uniform(0.6, 1.0, 3)[:, None, None]
+        images[i] = np.clip(np.where(mask[None], color, background), 0.0, 1.0)
+        masks[i, 0] = mask
+    return images, masks, labels.astype(np.int64)
+
+
+class TinyConvNet(nn.Module):
+    """NCHW (1,3,32,32) → features (1,8,8,8) and logits (1,2).
+
+    The feature map is 8×8×8 on purpose: its NCHW and NHWC shapes are equal, so only the numbers can tell the
+    layouts apart — the converter's layout detection must get it right without a shape hint.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.down1 = nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.down2 = nn.Sequential(nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.down2(self.down1(self.stem(image)))
+        return features, self.head(features.mean(dim=(2, 3)))
+
+
+class TinySegmenter(nn.Module):
+    """Conv encoder-decoder with a skip connection: (1,3,H,W) → (1,1,H,W) mask logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+        self.enc2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.enc3 = nn.Sequential(nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.dec2 = nn.Sequential(nn.Conv2d(32, 16, 3, padding=1), nn.ReLU())
+        self.dec1 = nn.Sequential(nn.Conv2d(24, 8, 3, padding=1), nn.ReLU())
+        self.out = nn.Conv2d(8, 1, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        e1 = self.enc1(image)
+        e2 = self.enc2(e1)
+        e3 = self.enc3(e2)
+        d2 = self.dec2(torch.cat([F.interpolate(e3, scale_factor=2.0, mode="bilinear"), e2], dim=1))
+        d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="bilinear"), e1], dim=1))
+        return self.out(d1)
+
+
+class ConstSubgraphNet(nn.Module):
+    """A conv whose weights are computed in the graph (w * exp(log_scale), reshaped), as weight-normalised and
+    re-parameterised models export: without constant folding the Conv's weight input is not an initializer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8 * 3 * 3 * 3) * 0.3)
+        self.log_scale = nn.Parameter(torch.randn(8, 1, 1, 1) * 0.1)
+        self.b = nn.Parameter(torch.randn(8) * 0.1)
+        self.proj = nn.Conv2d(8, 4, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        weight = self.w.reshape(8, 3, 3, 3) * torch.exp(self.log_scale)
+        return self.proj(torch.relu(F.conv2d(image, weight, self.b, padding=1)))
+
+
+class TwoInputNet(nn.Module):
+    """Two same-shaped image inputs whose order matters (the graph lists `z_first` before `a_second`, against
+    the alphabet) → a 4-D difference map and a per-channel vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(3, 4, 3, padding=1)
+        self.second = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, z_first: torch.Tensor, a_second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        diff = self.first(z_first) - 2.0 * self.second(a_second)
+        return diff, diff.amax(dim=(2, 3))
+
+
+def two_input_net() -> TwoInputNet:
+    torch.manual_seed(0)
+    return TwoInputNet().eval()
+
+
+def _train(model: nn.Module, loss_fn, steps: int, seed: int) -> nn.Module:
+    # One thread: these nets are too small to gain from more, the result is the same on every machine, and once
+    # TensorFlow is loaded (its thread pools spin) multi-threaded torch training runs 4-6x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(seed)
+        images, masks, labels = shapes(256, seed=seed)
+        x, m, y = torch.from_numpy(images), torch.from_numpy(masks), torch.from_numpy(labels)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        model.train()
+        for step in range(steps):
+            idx = torch.arange(step * 32, step * 32 + 32) % len(x)
+            opt.zero_grad()
+            loss_fn(model, x[idx], m[idx], y[idx]).backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()
+
+
+@functools.cache
+def tiny_convnet() -> TinyConvNet:
+    """The convnet, trained 150 steps to tell rectangles from disks (deterministic)."""
+    torch.manual_seed(0)
+    model = TinyConvNet()
+    return _train(model, lambda net, x, m, y: F.cross_entropy(net(x)[1], y), steps=150, seed=1000)
+
+
+@functools.cache
+def tiny_segmenter() -> TinySegmenter:
+    """The segmenter, trained 120 steps to segment the shape (deterministic)."""
+    torch.manual_seed(0)
+    model = TinySegmenter()
+    return _train(model, lambda net, x, m, y: F.binary_cross_entropy_with_logits(net(x), m), steps=120, seed=2000)
+
+
+def const_subgraph_net() -> ConstSubgraphNet:
+    torch.manual_seed(0)
+    return ConstSubgraphNet().eval()
+
+
+def write_onnx(
+    path: Path,
+    model: nn.Module,
+    input_shapes: dict[str, Sequence[int]],
+    output_names: Sequence[str],
+    *,
+    fold_constants: bool = True,
+    opset: int = 17,
+) -> Path:
+    """Export `model` with the legacy (TorchScript-based) exporter, fixed shapes, deterministic bytes."""
+    args = tuple(torch.zeros(*shape) for shape in input_shapes.values())
+    torch.onnx.export(
+        model, args, str(path), input_names=list(input_shapes), output_names=list(output_names),
+        opset_version=opset, do_constant_folding=fold_constants, dynamo=False,
+    )
+    return Path(path)
+
+
+def write_torchscript(path: Path, model: nn.Module, input_shapes: Sequence[Sequence[int]]) -> Path:
+    traced = torch.jit.trace(model, tuple(torch.zeros(*shape) for shape in input_shapes))
+    traced.save(str(path))
+    return Path(path)
+
+
+def write_convnet_onnx(path: Path) -> Path:
+    return write_onnx(path, tiny_convnet(), {"image": (1, 3, IMAGE_SIZE, IMAGE_SIZE)}, ["features", "logits"])
+
+
+def write_segmenter_onnx(path: Path) -> Path:
+    return write_onnx(path, tiny_segmenter(), {"image": (1, 3, IMAGE_SIZE, IMAGE_SIZE)}, ["mask"])
+
+
+def write_const_subgraph_onnx(path: Path) -> Path:
+    """ONNX whose conv weights come from Reshape/Exp/Mul nodes (constant folding left off on purpose)."""
+    return write_onnx(
+        path, const_subgraph_net(), {"image": (1, 3, IMAGE_SIZE, IMAGE_SIZE)}, ["out"], fold_constants=False
+    )
+
+
+def write_two_input_onnx(path: Path) -> Path:
+    shape = (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    return write_onnx(path, two_input_net(), {"z_first": shape, "a_second": shape}, ["diff", "peak"])
+
+
+def write_unconvertible_onnx(path: Path) -> Path:
+    """Conv → com.microsoft QuickGelu → output.
+
+    QuickGelu is a real ONNX Runtime contrib op (its transformer optimiser emits it), so ONNX Runtime and onnxsim
+    accept the model, but onnx2tf has no implementation for it: the conversion must fail at node "act/QuickGelu".
+    """
+    rng = np.random.default_rng(0)
+    weight = onnx.numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.3, "conv.weight")
+    nodes = [
+        onnx.helper.make_node("Conv", ["image", "conv.weight"], ["conv_out"], name="conv/Conv", pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("QuickGelu", ["conv_out"], ["out"], name="act/QuickGelu", domain="com.microsoft",
+                              alpha=1.702),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes, "unconvertible",
+        [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 3, IMAGE_SIZE, IMAGE_SIZE])],
+        [onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 4, IMAGE_SIZE, IMAGE_SIZE])],
+        initializer=[weight],
+    )
+    model = onnx.helper.make_model(
+        graph, ir_version=ONNX_IR_VERSION,
+        opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid("com.microsoft", 1)],
+    )
+    onnx.save(model, str(path))
+    return Path(path)

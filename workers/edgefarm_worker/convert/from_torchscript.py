@@ -1,0 +1,91 @@
+"""TorchScript → ONNX, the first step for TorchScript uploads. torch is imported here only, when one arrives.
+
+torch 2.13's default exporter (dynamo=True) goes through torch.export, which cannot take a loaded ScriptModule
+(and needs onnxscript); the TorchScript-based exporter (dynamo=False) exports ScriptModules directly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from edgefarm.wire import TensorSpec
+
+from .converter_log import ConverterLog
+from .interface import ConversionError
+
+# onnx2tf converts opset 17 well, and the TorchScript-based exporter writes it for every op we rely on.
+OPSET = 17
+
+
+def versions() -> str:
+    import torch
+
+    return f"torch {torch.__version__.split('+')[0]}"
+
+
+def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Path, log: ConverterLog) -> Path:
+    if not input_specs:
+        raise ConversionError(
+            "a TorchScript model does not record its input shapes: pass input_specs with the name, shape and dtype "
+            "of each input, in the order forward() takes them, e.g. input_specs={'image': ((1, 3, 224, 224), "
+            "'float32')}"
+        )
+    import torch
+
+    try:
+        module = torch.jit.load(str(source), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
+        raise ConversionError(f"cannot load the model with torch.jit.load: {_first_line(exc)}") from None
+    module.eval()
+    args = tuple(_example(name, spec) for name, spec in input_specs.items())
+    try:
+        with torch.no_grad():
+            outputs = _flatten(module(*args))
+    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
+        shapes = ", ".join(f"{name}: {tuple(s.shape)} {s.dtype}" for name, s in input_specs.items())
+        raise ConversionError(
+            f"the TorchScript model fails on inputs shaped like input_specs ({shapes}): {_first_line(exc)}"
+        ) from None
+    path = workdir / "source.onnx"
+    log.note(f"torch.onnx.export (TorchScript-based exporter), opset {OPSET}, {len(outputs)} output(s)")
+    try:
+        with warnings.catch_warnings():
+            # Chosen on purpose (see above); and a ScriptModule has no Python signature, which it notes and skips.
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
+            warnings.filterwarnings("ignore", message="no signature found")
+            torch.onnx.export(
+                module, args, str(path),
+                input_names=list(input_specs), output_names=[f"output_{i}" for i in range(len(outputs))],
+                opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            )
+    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
+        raise ConversionError(f"torch.onnx.export could not export the TorchScript model: {_first_line(exc)}") from None
+    return path
+
+
+def _example(name: str, spec: TensorSpec):
+    """Inputs that trace every branch a plain forward takes: fixed pseudo-random floats, zeros for integers."""
+    import torch
+
+    dtype = getattr(torch, spec.dtype, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ConversionError(f"input_specs gives input {name!r} the dtype {spec.dtype!r}, which torch does not know")
+    if dtype.is_floating_point:
+        generator = torch.Generator().manual_seed(0)
+        return torch.rand(*spec.shape, generator=generator).to(dtype)
+    return torch.zeros(*spec.shape, dtype=dtype)
+
+
+def _flatten(outputs) -> list:
+    """The tensors of a forward's result in the order the exporter flattens them."""
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in _flatten(item)]
+    if isinstance(outputs, dict):
+        return [t for item in outputs.values() for t in _flatten(item)]
+    return [outputs]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__

@@ -1,0 +1,36 @@
+"""What a conversion takes and gives back: the compile task builds a CompileRequest, gets a CompiledModel or a
+ConversionError whose text is shown to the user as the job's failure reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from edgefarm.options import CompileOptions
+from edgefarm.wire import CompileResult, TensorSpec
+
+
+@dataclass
+class CompileRequest:
+    source_path: Path  # the uploaded model file (read only)
+    source_format: Literal["onnx", "torchscript"]
+    options: CompileOptions
+    # Required for TorchScript (names, shapes and dtypes of the inputs, in order); for ONNX optional: fixes
+    # dynamic dimensions and must agree with the model otherwise.
+    input_specs: dict[str, TensorSpec] | None
+    # Per source input name: stacked samples, shape (N, *input_shape) in the source layout.
+    calibration: dict[str, np.ndarray] | None
+    workdir: Path  # an empty directory owned by this conversion; everything is written there
+
+
+@dataclass
+class CompiledModel:
+    path: Path  # the target model file, inside the request's workdir
+    result: CompileResult
+
+
+class ConversionError(Exception):
+    """A conversion that cannot succeed as asked. The text is for the user: what the converter said, the node it
+    stopped at and, when known, the fix."""
