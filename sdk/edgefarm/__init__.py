@@ -5,6 +5,7 @@
                                 input_specs={"image": ((1, 3, 224, 224), "float32")},
                                 options="--target_runtime tflite")
     job.download_target_model("net.tflite")
+    profile = ef.submit_profile_job(model=job, device=ef.Device("Pixel 8")).download_profile()
 
 The names follow qai_hub, so a script written for Qualcomm AI Hub ports by changing its import.
 Nothing heavy is imported here: torch and onnx are only touched when you pass their objects.
@@ -16,11 +17,14 @@ from edgefarm.client import (
     ListPage,
     get_dataset,
     get_datasets,
+    get_devices,
     get_job,
     get_jobs,
     get_model,
     get_models,
     submit_compile_job,
+    submit_inference_job,
+    submit_profile_job,
     upload_dataset,
     upload_model,
 )
@@ -43,9 +47,9 @@ from edgefarm.errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from edgefarm.jobs import CompileJob, Job, JobStatus
+from edgefarm.jobs import CompileJob, InferenceJob, Job, JobStatus, ProfileJob
 from edgefarm.models import Dataset, Model
-from edgefarm.wire import JobState, JobType, TensorSpec
+from edgefarm.wire import InferenceResult, JobState, JobType, Profile, TensorSpec
 
 __all__ = [
     "APIConnectionError",
@@ -60,6 +64,8 @@ __all__ = [
     "Dataset",
     "Device",
     "EdgeFarmError",
+    "InferenceJob",
+    "InferenceResult",
     "InternalServerError",
     "Job",
     "JobFailedError",
@@ -72,17 +78,22 @@ __all__ = [
     "OptionsError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "Profile",
+    "ProfileJob",
     "RateLimitError",
     "TensorSpec",
     "UnprocessableEntityError",
     "__version__",
     "get_dataset",
     "get_datasets",
+    "get_devices",
     "get_job",
     "get_jobs",
     "get_model",
     "get_models",
     "submit_compile_job",
+    "submit_inference_job",
+    "submit_profile_job",
     "upload_dataset",
     "upload_model",
 ]

@@ -3,11 +3,14 @@
 client = ef.Client("http://farm:8000", "ef_...")
 model = client.models.upload("net.onnx")
 job = client.jobs.submit_compile(model, ef.Device("Pixel 8"), options="--target_runtime tflite")
+profile = client.jobs.submit_profile(job, ef.Device("Pixel 8")).download_profile()
 
 ef.submit_compile_job(model="net.onnx", device=ef.Device("Pixel 8"))   # qai_hub style, configured client
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import threading
 from collections.abc import Iterable
@@ -20,24 +23,40 @@ import httpx
 
 from edgefarm._http import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, ProgressCallback, Transport
 from edgefarm.config import load_config
-from edgefarm.datasets import DatasetEntries, DatasetFile, open_dataset_file
+from edgefarm.datasets import DatasetEntries, DatasetFile, check_inputs, open_dataset_file
 from edgefarm.devices import Device, as_device
-from edgefarm.jobs import CompileJob, InputSpecs, Job, job_from_wire, normalize_input_specs
-from edgefarm.models import Dataset, Model, open_model_file
-from edgefarm.options import CompileOptions
+from edgefarm.errors import NotFoundError
+from edgefarm.jobs import (
+    CompileJob,
+    InferenceJob,
+    InputSpecs,
+    Job,
+    ProfileJob,
+    job_from_wire,
+    normalize_input_specs,
+)
+from edgefarm.models import MODEL_SUFFIXES, Dataset, Model, open_model_file
+from edgefarm.options import CompileOptions, ProfileOptions, RuntimeOptions
 from edgefarm.wire import (
     CompileJobIn,
     DatasetOut,
+    DeviceOut,
+    InferenceJobIn,
     JobOut,
     JobState,
     JobType,
     ModelOut,
+    ProfileJobIn,
+    TensorInfo,
     TensorSpec,
     TokenIn,
     TokenOut,
 )
 
 T = TypeVar("T")
+
+# What profile and inference jobs take as inputs: samples as for upload_dataset, an .npz path, or a Dataset.
+InputData = DatasetEntries | str | Path | Dataset
 
 
 class ListPage(list[T], Generic[T]):
@@ -78,7 +97,18 @@ class Client:
         self.models = Models(self)
         self.datasets = Datasets(self)
         self.jobs = Jobs(self)
+        self.devices = Devices(self)
         self.tokens = Tokens(self)
+
+    def _stored(self, collection: str, file: IO[bytes]) -> dict[str, Any] | None:
+        """The stored model or dataset with these exact bytes, if any. Uploads are content-addressed, so asking
+        by hash first saves sending a large file the farm already has (a cache hit then costs one round trip)."""
+        start, digest = file.tell(), hashlib.sha256()
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+        file.seek(start)
+        page = self._transport.get(f"/{collection}", {"sha256": digest.hexdigest(), "limit": 1})
+        return page["items"][0] if page["items"] else None
 
     def health(self) -> dict[str, Any]:
         """`{"status": "ok", "version": ...}` when the gateway is up."""
@@ -117,7 +147,7 @@ class Models:
     def _upload(
         self, filename: str, file: IO[bytes], *, name: str | None, progress: ProgressCallback | None
     ) -> Model:
-        body = self._client._transport.upload(
+        body = self._client._stored("models", file) or self._client._transport.upload(
             "/models", filename=filename, file=file, fields={"name": name}, progress=progress
         )
         return Model(self._client, ModelOut.model_validate(body))
@@ -156,7 +186,7 @@ class Datasets:
     def _upload(
         self, dataset_file: DatasetFile, *, name: str | None, progress: ProgressCallback | None
     ) -> Dataset:
-        body = self._client._transport.upload(
+        body = self._client._stored("datasets", dataset_file.file) or self._client._transport.upload(
             "/datasets",
             filename=dataset_file.filename,
             file=dataset_file.file,
@@ -233,6 +263,143 @@ class Jobs:
         body = self._client._transport.post("/jobs/compile", request.model_dump(mode="json"))
         return CompileJob(self._client, JobOut.model_validate(body))
 
+    def submit_profile(
+        self,
+        model: Any,
+        device: Device | str,
+        *,
+        name: str | None = None,
+        options: str = "",
+        input_data: InputData | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ProfileJob:
+        """Measure a model on a device of the pool `device` selects; arguments are all checked first.
+
+        `model`: a compiled model (`Model`, the `CompileJob` that makes it, whose target is awaited) or a
+        TFLite/ONNX file, bytes or ModelProto, uploaded first. `input_data`: optional real inputs in the
+        source model's terms; without them the device feeds random inputs of the right shape and dtype.
+        """
+        ProfileOptions.parse(options)
+        body = self._submit_on_device(
+            "/jobs/profile",
+            ProfileJobIn,
+            model,
+            device,
+            input_data,
+            name=name,
+            options=options,
+            progress=progress,
+            argument="input_data",
+        )
+        return ProfileJob(self._client, JobOut.model_validate(body))
+
+    def submit_inference(
+        self,
+        model: Any,
+        device: Device | str,
+        inputs: InputData,
+        *,
+        name: str | None = None,
+        options: str = "",
+        progress: ProgressCallback | None = None,
+    ) -> InferenceJob:
+        """Run a model on a device of the pool `device` selects and keep its outputs.
+
+        `inputs` are what the SOURCE model takes (`{"image": [array, ...]}`, an .npz path or a `Dataset`):
+        the farm converts them for a quantized or NHWC target and converts the outputs back.
+        """
+        RuntimeOptions.parse(options)
+        if inputs is None:
+            raise ValueError("an inference job needs inputs, e.g. {'image': [array, ...]}")
+        body = self._submit_on_device(
+            "/jobs/inference",
+            InferenceJobIn,
+            model,
+            device,
+            inputs,
+            name=name,
+            options=options,
+            progress=progress,
+            argument="inputs",
+        )
+        return InferenceJob(self._client, JobOut.model_validate(body))
+
+    def _submit_on_device(
+        self,
+        endpoint: str,
+        request_type: type[ProfileJobIn | InferenceJobIn],
+        model: Any,
+        device: Device | str,
+        inputs: InputData | None,
+        *,
+        name: str | None,
+        options: str,
+        progress: ProgressCallback | None,
+        argument: str,
+    ) -> Any:
+        """Check, upload what is needed, post the job. Checks that need no request all come first."""
+        selector = as_device(device).to_wire()
+        if isinstance(model, Job) and not isinstance(model, CompileJob):
+            raise TypeError(
+                f"model may be a CompileJob (its target model is used), not a {type(model).__name__}"
+            )
+        if isinstance(model, Model):
+            _refuse_torchscript(model.format, endpoint)
+        with ExitStack() as stack:
+            model_file = None
+            if not isinstance(model, (Model, CompileJob)):
+                model_file = stack.enter_context(open_model_file(model))
+                _refuse_torchscript(MODEL_SUFFIXES.get(Path(model_file[0]).suffix.lower(), ""), endpoint)
+            inputs_file: DatasetFile | None = None
+            if inputs is not None and not isinstance(inputs, Dataset):
+                inputs_file = stack.enter_context(open_dataset_file(inputs))
+            if isinstance(model, CompileJob):
+                target = model.get_target_model()
+            elif model_file is not None:
+                from_path = isinstance(model, (str, Path))
+                target = self._client.models._upload(
+                    *model_file, name=None if from_path else name, progress=progress
+                )
+                _refuse_torchscript(target.format, endpoint)
+            else:
+                target = model
+            if inputs is not None:
+                if isinstance(inputs, Dataset):
+                    entries = {n: (e.shape, e.dtype) for n, e in inputs.entries.items()}
+                else:
+                    assert inputs_file is not None
+                    entries = {n: (shape, dtype) for n, (_, shape, dtype) in inputs_file.entries.items()}
+                expected = self._source_inputs(model if isinstance(model, CompileJob) else None, target)
+                if expected:
+                    check_inputs(entries, expected, argument=argument)
+            dataset: Dataset | None
+            if inputs_file is not None:
+                dataset = self._client.datasets._upload(
+                    inputs_file, name=f"{name} inputs" if name else None, progress=progress
+                )
+            else:
+                dataset = inputs if isinstance(inputs, Dataset) else None
+        request = request_type(
+            model_id=target.id,
+            device=selector,
+            name=name,
+            options=options,
+            input_dataset_id=dataset.id if dataset else None,
+        )
+        # Not idempotent: sent again only when the farm cannot have created the job (see _http).
+        return self._client._transport.post(endpoint, request.model_dump(mode="json"))
+
+    def _source_inputs(self, compile_job: CompileJob | None, target: Model) -> list[TensorInfo]:
+        """What users feed a model: its source model's inputs when it is a compiled target (as the farm)."""
+        if compile_job is None and target.producer_job_id:
+            try:
+                producer = self.get(target.producer_job_id)
+            except NotFoundError:  # the job is gone; the farm falls back to the model's own tensors too
+                producer = None
+            compile_job = producer if isinstance(producer, CompileJob) else None
+        result = compile_job.result if compile_job is not None else None
+        return result.source_inputs if result is not None else target.inputs
+
     def get(self, job_id: str) -> Job:
         """The job as its own class (CompileJob, ...), by the type the farm reports."""
         return job_from_wire(
@@ -285,6 +452,38 @@ def _check_calibration_names(
             f"calibration_data has inputs {unknown} that input_specs does not name ({sorted(specs)}); "
             "use the same input names in both"
         )
+
+
+def _refuse_torchscript(format: str, endpoint: str) -> None:
+    if format == "torchscript":
+        kind = endpoint.rsplit("/", 1)[-1]
+        raise ValueError(
+            f"a TorchScript model cannot run on a device as it is: compile it first (submit_compile_job), "
+            f"then {kind} the compiled target (pass the CompileJob itself)"
+        )
+
+
+class Devices:
+    """The devices the farm's agents have registered."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self, *, name: str = "", os: str = "", attributes: str | Iterable[str] = ()) -> list[Device]:
+        """Devices matching every filter given: a pool name, an os (exact, or a range such as "[12,14)")
+        and attributes (all must match). Offline devices are listed too (see `Device.state`)."""
+        selector = Device(name, os, list(attributes) if not isinstance(attributes, str) else attributes)
+        if any("," in a for a in selector.attributes):
+            raise ValueError(f"device attributes cannot contain ','; got {selector.attributes!r}")
+        params = {
+            "name": selector.name or None,
+            "os": selector.os or None,
+            "attributes": ",".join(selector.attributes) or None,
+        }
+        return [
+            Device.from_out(DeviceOut.model_validate(d))
+            for d in self._client._transport.get("/devices", params)
+        ]
 
 
 class Tokens:
@@ -354,6 +553,33 @@ def submit_compile_job(
     return _default_client().jobs.submit_compile(
         model, device, name=name, input_specs=input_specs, options=options, calibration_data=calibration_data
     )
+
+
+def submit_profile_job(
+    model: Any,
+    device: Device | str,
+    name: str | None = None,
+    options: str = "",
+    input_data: InputData | None = None,
+) -> ProfileJob:
+    return _default_client().jobs.submit_profile(
+        model, device, name=name, options=options, input_data=input_data
+    )
+
+
+def submit_inference_job(
+    model: Any,
+    device: Device | str,
+    inputs: InputData,
+    name: str | None = None,
+    options: str = "",
+) -> InferenceJob:
+    return _default_client().jobs.submit_inference(model, device, inputs, name=name, options=options)
+
+
+def get_devices(name: str = "", os: str = "", attributes: str | list[str] | None = None) -> list[Device]:
+    """qai_hub's `get_devices`: the farm's devices matching every filter given."""
+    return _default_client().devices.list(name=name, os=os, attributes=attributes or ())
 
 
 def get_job(job_id: str) -> Job:

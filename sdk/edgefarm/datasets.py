@@ -17,6 +17,8 @@ from typing import IO, Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from edgefarm.wire import TensorInfo
+
 # What users pass: each input name maps to a list of samples, every sample shaped like the model's input.
 DatasetEntries: TypeAlias = Mapping[str, Sequence[Any]]
 
@@ -132,3 +134,35 @@ def open_dataset_file(data: DatasetEntries | str | Path) -> Iterator[DatasetFile
         del arrays  # the stacked copy is on disk now; free it for the upload
         file.seek(0)
         yield DatasetFile("dataset.npz", file, entries)
+
+
+def check_inputs(
+    entries: Mapping[str, tuple[Sequence[int], str]], expected: Sequence[TensorInfo], *, argument: str
+) -> None:
+    """Samples `{name: (sample_shape, dtype)}` against the inputs a model takes, with the farm's own rules:
+    the same names, each sample shaped like the input (symbolic dimensions take any size), the same dtype.
+
+    Run before uploading, so a mistake costs no upload; the farm checks again at submit.
+    """
+    names = [t.name for t in expected]
+    missing = [n for n in names if n not in entries]
+    unknown = [n for n in entries if n not in names]
+    if missing or unknown:
+        raise ValueError(
+            f"{argument} must be named as the model's inputs ({', '.join(names)}); "
+            f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(unknown) or 'none'}"
+        )
+    for tensor in expected:
+        shape, dtype = entries[tensor.name]
+        if len(shape) != len(tensor.shape) or any(
+            isinstance(want, int) and want > 0 and want != got for want, got in zip(tensor.shape, shape)
+        ):
+            raise ValueError(
+                f"{argument}[{tensor.name!r}]: each sample must have shape {tuple(tensor.shape)} "
+                f"(batch dimension included); got {tuple(shape)}"
+            )
+        if dtype != tensor.dtype:
+            raise ValueError(
+                f"{argument}[{tensor.name!r}]: the model takes {tensor.dtype}; got {dtype} "
+                f"(convert with array.astype('{tensor.dtype}'))"
+            )

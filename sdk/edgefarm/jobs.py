@@ -1,13 +1,15 @@
 """Jobs: what `submit_*_job` returns. Shaped like qai_hub's so scripts that wait and download port unchanged.
 
 `Job` holds what every job type shares (status, waiting, cancelling); each type adds its own artifacts
-(`CompileJob.get_target_model`; profile and inference jobs add theirs the same way) and registers itself in
-`JOB_CLASSES`, which `get_job` uses to return the right class.
+(`CompileJob.get_target_model`, `ProfileJob.download_profile`, `InferenceJob.download_output_data`) and
+registers itself in `JOB_CLASSES`, which `get_job` uses to return the right class.
 """
 
 from __future__ import annotations
 
+import json
 import operator
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,12 +18,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import numpy as np
+from numpy.typing import NDArray
 
 from edgefarm._http import ProgressCallback
+from edgefarm.datasets import read_npz
 from edgefarm.devices import Device
 from edgefarm.errors import EdgeFarmError, JobFailedError
-from edgefarm.models import Model
-from edgefarm.wire import CompileResult, JobEvent, JobOut, JobState, JobType, TensorSpec
+from edgefarm.models import Dataset, Model, file_name_for, resolve_destination
+from edgefarm.wire import (
+    CompileResult,
+    InferenceResult,
+    JobEvent,
+    JobOut,
+    JobState,
+    JobType,
+    Profile,
+    TensorSpec,
+)
 
 if TYPE_CHECKING:
     from edgefarm.client import Client
@@ -208,7 +221,102 @@ class CompileJob(Job):
         return self.get_target_model().download(path, progress=progress)
 
 
-JOB_CLASSES: dict[JobType, type[Job]] = {JobType.COMPILE: CompileJob}
+class _DeviceJob(Job):
+    """What profile and inference jobs share: they run on one device of the selected pool."""
+
+    @property
+    def device_id(self) -> str | None:
+        """The device that ran (or runs) the job; None while it waits for one."""
+        return self._data.device_id
+
+    @property
+    def input_dataset_id(self) -> str | None:
+        return self._data.input_dataset_id
+
+
+class ProfileJob(_DeviceJob):
+    """Measures a model on a device: `download_profile()` gives AI Hub's profile dict; `profile` is typed."""
+
+    job_type = JobType.PROFILE
+
+    @property
+    def profile(self) -> Profile | None:
+        """The measurements as a `wire.Profile`; None until the job succeeded (it does not wait)."""
+        if self._data.state != JobState.SUCCESS or not self._data.result:
+            return None
+        return Profile.model_validate(self._data.result)
+
+    def download_profile(self, path: str | Path | None = None) -> dict[str, Any]:
+        """Wait, then return the profile as a dict in AI Hub's shape (`execution_summary`, …).
+
+        Times are in microseconds and memory in bytes, as in AI Hub. With `path` the profile is also saved
+        there as JSON (a directory gets `<name>.json`, after the job). JobFailedError if the job failed or was
+        cancelled.
+        """
+        self._wait_for_success()
+        profile = self.profile
+        if profile is None:
+            raise EdgeFarmError(f"profile job {self.id} succeeded without a profile; this is a farm bug")
+        data = profile.model_dump(mode="json")
+        if path is not None:
+            dest = resolve_destination(path, file_name_for(self.name, ".json"))
+            dest.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        return data
+
+
+class InferenceJob(_DeviceJob):
+    """Runs a model on a device: `download_output_data()` returns `{output_name: [array per sample]}`."""
+
+    job_type = JobType.INFERENCE
+
+    @property
+    def result(self) -> InferenceResult | None:
+        """Where the outputs are and what was converted on the way; None until the job succeeded."""
+        if self._data.state != JobState.SUCCESS or not self._data.result:
+            return None
+        return InferenceResult.model_validate(self._data.result)
+
+    @property
+    def output_dataset_id(self) -> str | None:
+        result = self.result
+        return result.output_dataset_id if result else None
+
+    def _wait_for_result(self) -> InferenceResult:
+        self._wait_for_success()
+        result = self.result
+        if result is None:
+            raise EdgeFarmError(f"inference job {self.id} succeeded without outputs; this is a farm bug")
+        return result
+
+    def get_output_dataset(self) -> Dataset:
+        """Wait, then return the outputs as a stored `Dataset` (keyed by the source model's output names)."""
+        return self._client.datasets.get(self._wait_for_result().output_dataset_id)
+
+    def download_output_data(
+        self, path: str | Path | None = None, *, progress: ProgressCallback | None = None
+    ) -> dict[str, list[NDArray[Any]]]:
+        """Wait, then return the outputs as `{output_name: [array, ...]}`, one array per input sample.
+
+        Names, layout and dtype are the source model's (a quantized or NHWC target's outputs are converted
+        back). With `path` the `.npz` is also saved there (a directory gets `<name>_outputs.npz`, after the
+        job).
+        """
+        result = self._wait_for_result()
+        url = f"/datasets/{result.output_dataset_id}/download"
+        if path is not None:
+            dest = resolve_destination(path, file_name_for(f"{self.name} outputs", ".npz"))
+            return read_npz(self._client._transport.download(url, dest, progress=progress))
+        with tempfile.TemporaryDirectory(prefix="edgefarm-") as tmp:
+            return read_npz(
+                self._client._transport.download(url, Path(tmp) / "outputs.npz", progress=progress)
+            )
+
+
+JOB_CLASSES: dict[JobType, type[Job]] = {
+    JobType.COMPILE: CompileJob,
+    JobType.PROFILE: ProfileJob,
+    JobType.INFERENCE: InferenceJob,
+}
 
 
 def job_from_wire(client: Client, data: JobOut) -> Job:

@@ -27,9 +27,10 @@ def upload_dataset(file: Annotated[UploadFile, File()], session: SessionDep, sto
 
 @router.get("", response_model=Page[DatasetOut])
 def list_datasets(session: SessionDep, _: UserDep, name: str | None = None,
+                sha256: Annotated[str | None, Query(description="find stored bytes by content hash")] = None,
                   offset: Annotated[int, Query(ge=0)] = 0,
                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[DatasetOut]:
-    return service.list_page(session, name=name, offset=offset, limit=limit)
+    return service.list_page(session, name=name, sha256=sha256, offset=offset, limit=limit)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)

@@ -42,6 +42,6 @@ def get(session: Session, dataset_id: str) -> Dataset:
     return dataset
 
 
-def list_page(session: Session, *, name: str | None, offset: int, limit: int) -> Page[DatasetOut]:
-    rows, total = repository.page(session, name=name, offset=offset, limit=limit)
+def list_page(session: Session, *, name: str | None, sha256: str | None, offset: int, limit: int) -> Page[DatasetOut]:
+    rows, total = repository.page(session, name=name, sha256=sha256, offset=offset, limit=limit)
     return Page[DatasetOut](items=[to_out(d) for d in rows], total=total, offset=offset, limit=limit)

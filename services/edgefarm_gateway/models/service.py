@@ -60,8 +60,8 @@ def get(session: Session, model_id: str) -> Model:
     return model
 
 
-def list_page(session: Session, *, name: str | None, offset: int, limit: int) -> Page[ModelOut]:
-    rows, total = repository.page(session, name=name, offset=offset, limit=limit)
+def list_page(session: Session, *, name: str | None, sha256: str | None, offset: int, limit: int) -> Page[ModelOut]:
+    rows, total = repository.page(session, name=name, sha256=sha256, offset=offset, limit=limit)
     return Page[ModelOut](items=[to_out(m) for m in rows], total=total, offset=offset, limit=limit)
 
 
