@@ -1,4 +1,4 @@
-"""The `edgefarm` command: configure, models, datasets, jobs, compile, tokens.
+"""The `edgefarm` command: configure, models, datasets, jobs, compile, profile, infer, devices, tokens, agent.
 
 Results (ids, tables) go to stdout so scripts can capture them; progress bars, spinners and errors go to
 stderr. Every command shares one error policy through `_OneLineErrors`: a failure the user can fix prints as
@@ -8,9 +8,12 @@ get it by being registered on `app` with `@app.command()`.
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,11 +35,12 @@ from edgefarm._http import ProgressCallback
 from edgefarm.client import Client
 from edgefarm.config import write_config
 from edgefarm.datasets import describe_npz
+from edgefarm.devices import Device
 from edgefarm.errors import EdgeFarmError, NotFoundError
-from edgefarm.jobs import CompileJob, Job, JobStatus
+from edgefarm.jobs import CompileJob, InferenceJob, Job, JobStatus, ProfileJob
 from edgefarm.models import Dataset, Model
-from edgefarm.options import CompileOptions
-from edgefarm.wire import JobState, JobType, TensorInfo, TensorSpec
+from edgefarm.options import CompileOptions, ProfileOptions, RuntimeOptions
+from edgefarm.wire import JobState, JobType, Profile, TensorInfo, TensorSpec
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,7 +69,7 @@ models_app = typer.Typer(help="Models stored on the farm.", no_args_is_help=True
 datasets_app = typer.Typer(
     help="Datasets (calibration data, inference inputs) stored on the farm.", no_args_is_help=True
 )
-jobs_app = typer.Typer(help="Compile (and soon profile and inference) jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Compile, profile and inference jobs.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (admin only).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
@@ -107,8 +111,12 @@ def _wait(job: Job, timeout: float | None) -> JobStatus:
 def _finish(job: Job, status: JobStatus) -> None:
     """Print the outcome; a job that did not succeed is an error (exit 1) so scripts can `&&` on it."""
     if status.success:
-        target = f" → target model {job.target_model_id}" if isinstance(job, CompileJob) else ""
-        console.print(f"{job.id} SUCCESS{target}", highlight=False)
+        made = ""
+        if isinstance(job, CompileJob):
+            made = f" → target model {job.target_model_id}"
+        elif isinstance(job, InferenceJob):
+            made = f" → outputs dataset {job.output_dataset_id}"
+        console.print(f"{job.id} SUCCESS{made}", highlight=False)
         return
     err_console.print(f"[red]{job.id} {status.code.value}[/red]: {escape(status.message)}", highlight=False)
     raise typer.Exit(1)
@@ -129,6 +137,23 @@ def _when(moment: datetime | None, *, seconds: bool = False) -> str:
     if moment is None:
         return ""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _ago(moment: datetime | None) -> str:
+    """How long ago, compactly ("4 s ago", "3 d ago"); a date when it is months ago."""
+    if moment is None:
+        return "never"
+    # The farm's clock may run a little ahead of this machine's: that is "just now", not the future.
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f} h ago"
+    if seconds < 60 * 86400:
+        return f"{seconds / 86400:.0f} d ago"
+    return moment.astimezone().strftime("%Y-%m-%d")
 
 
 def _tensor(t: TensorInfo) -> str:
@@ -335,6 +360,8 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
     data = job.data
     compile_job = job if isinstance(job, CompileJob) else None
     device = ", ".join(filter(None, [job.device.name, job.device.os, *job.device.attributes]))
+    if data.device_id:
+        device += f" (ran on {data.device_id})"
     rows: list[tuple[str, Any]] = [
         ("id", job.id),
         ("type", data.type.value),
@@ -344,6 +371,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
         ("model", job.model_id),
         ("target model", compile_job.target_model_id if compile_job else None),
         ("calibration", compile_job.calibration_dataset_id if compile_job else None),
+        ("inputs", data.input_dataset_id),
         ("device", device),
         ("options", job.options),
         ("cache hit", "yes" if data.cache_hit else None),
@@ -361,9 +389,17 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
             ("target inputs", "\n".join(map(_tensor, result.target_inputs))),
             ("target outputs", "\n".join(map(_tensor, result.target_outputs))),
         ]
+    if isinstance(job, InferenceJob) and job.result is not None:
+        rows += [
+            ("outputs", f"dataset {job.result.output_dataset_id}"),
+            ("conversions", "\n".join(job.result.conversions)),
+        ]
     history = (f"{_when(e.at, seconds=True)} {e.state.value} {e.message}".rstrip() for e in job.events)
     rows.append(("history", "\n".join(history)))
     _fields(rows)
+    if isinstance(job, ProfileJob) and job.profile is not None:
+        console.print()
+        _print_profile(job.profile)
 
 
 @jobs_app.command("cancel")
@@ -453,6 +489,300 @@ def _model_argument(client: Client, model: str) -> Model:
         ) from None
 
 
+# -- profile and inference -----------------------------------------------------------------------------------
+
+DeviceName = Annotated[str, typer.Option(help="Device name (a pool of identical devices).")]
+DeviceOs = Annotated[str, typer.Option(help='Only devices with this os, e.g. "android 14" or "[12,14)".')]
+DeviceAttributes = Annotated[
+    list[str] | None,
+    typer.Option("--attribute", help="Only devices with this attribute, e.g. framework:tflite; repeatable."),
+]
+# A compile job id means "its target model": the ids the farm hands out start with their kind's letter.
+JOB_ID_PREFIX = "j"
+
+
+def _device_model_argument(client: Client, model: str, timeout: float | None) -> Model:
+    """A file, a model id, or a compile job id (its target model, waited for with a spinner)."""
+    if Path(model).is_file() or not model.startswith(JOB_ID_PREFIX):
+        return _model_argument(client, model)
+    try:
+        job = client.jobs.get(model)
+    except NotFoundError:
+        raise FileNotFoundError(
+            f"{model} is neither a model file, nor the id of a model or a compile job on the farm"
+        ) from None
+    if not isinstance(job, CompileJob):
+        raise typer.BadParameter(
+            f"{model} is a {job.data.type.value} job; give a model or a compile job", param_hint="MODEL"
+        )
+    if not job.get_status().finished:
+        _wait(job, timeout)
+    return job.get_target_model()  # JobFailedError (one line, exit 1) when it did not succeed
+
+
+def _upload_progress(input_data: Path | Dataset | None) -> AbstractContextManager[ProgressCallback | None]:
+    """A progress bar only when there is a file to upload."""
+    return _transfer(f"uploading {input_data.name}") if isinstance(input_data, Path) else nullcontext()
+
+
+def _inputs_argument(client: Client, inputs: str | None) -> Path | Dataset | None:
+    """An .npz file (checked now, uploaded with the job) or the id of a dataset on the farm."""
+    if inputs is None:
+        return None
+    path = Path(inputs)
+    if path.is_file():
+        describe_npz(path)
+        return path
+    try:
+        return client.datasets.get(inputs)
+    except NotFoundError:
+        raise FileNotFoundError(
+            f"{inputs} is neither an .npz file nor the id of a dataset on the farm"
+        ) from None
+
+
+def _ms(microseconds: float | None) -> str:
+    """The farm's µs as ms with three significant digits (0.542 ms, 12.3 ms), whole ms from 100 up."""
+    if microseconds is None:
+        return ""
+    ms = microseconds / 1000
+    return f"{ms:,.0f} ms" if ms >= 99.95 else f"{ms:.3g} ms"
+
+
+def _print_profile(profile: Profile) -> None:
+    """The numbers people look at first, then where the time went."""
+    summary = profile.execution_summary
+    stats = summary.inference_stats
+    device = profile.device
+    delegate = summary.delegate or "none (plain CPU)"
+    if summary.delegated_ops is not None and summary.total_ops:
+        delegate += f", {summary.delegated_ops} of {summary.total_ops} ops"
+    threads = f", {summary.threads} threads" if summary.threads else ""
+    latency = (
+        f"median {_ms(stats.median)}  min {_ms(stats.min)}  p90 {_ms(stats.p90)}  p99 {_ms(stats.p99)}\n"
+        f"mean {_ms(stats.mean)}  std {_ms(stats.std)}"
+    )
+    _fields(
+        [
+            ("device", " ".join(filter(None, [device.name, f"({device.serial})", device.os]))),
+            ("runtime", profile.runtime),
+            ("compute unit", f"{summary.compute_unit} asked; delegate {delegate}"),
+            ("inference", latency),
+            ("iterations", f"{summary.iterations} timed, {summary.warmup_iterations} warm-up{threads}"),
+            ("first inference", _ms(summary.first_inference_time)),
+            ("load", f"first {_ms(summary.first_load_time)}, warm {_ms(summary.warm_load_time)}"),
+            ("peak memory", f"{summary.estimated_inference_peak_memory / 1e6:.1f} MB"),
+        ]
+    )
+    warnings = list(profile.warnings)
+    if summary.cpu_fallback and not any("cpu" in w.lower() for w in warnings):
+        warnings.append(
+            f"part of the model ran on the CPU although --compute_unit {summary.compute_unit} was asked"
+        )
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+    ops = profile.execution_detail
+    if not ops:
+        return
+    units: dict[str, int] = {}
+    for op in ops:
+        units[op.compute_unit] = units.get(op.compute_unit, 0) + 1
+    console.print("ops: " + ", ".join(f"{n} on {unit}" for unit, n in sorted(units.items())), highlight=False)
+    timed = sorted(
+        (op for op in ops if op.execution_time is not None), key=lambda op: -(op.execution_time or 0)
+    )
+    if not timed:
+        return
+    total = sum(op.execution_time or 0 for op in timed) or 1.0
+    table = Table(
+        "OP",
+        "TYPE",
+        "UNIT",
+        "TIME",
+        "SHARE",
+        box=None,
+        header_style="bold",
+        title_justify="left",
+        title=f"top {min(TOP_OPS, len(timed))} ops by time",
+    )
+    for op in timed[:TOP_OPS]:
+        time_us = op.execution_time or 0.0
+        table.add_row(
+            escape(op.name), escape(op.type), op.compute_unit, _ms(time_us), f"{time_us / total:.0%}"
+        )
+    console.print(table)
+
+
+TOP_OPS = 10
+
+
+@app.command("profile")
+def profile_(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A compiled model: a .tflite/.onnx file, a model id, or a compile job id (its target)."
+        ),
+    ],
+    device: DeviceName = "",
+    os_: Annotated[str, typer.Option("--os", help='Only devices with this os, e.g. "android 14".')] = "",
+    attribute: DeviceAttributes = None,
+    options: Annotated[
+        str, typer.Option(help='Profile options, e.g. "--compute_unit npu --max_profiler_iterations 50".')
+    ] = "",
+    inputs: Annotated[
+        str | None,
+        typer.Option(
+            help="Real inputs (source model's terms): an .npz file or a dataset id. Default: random."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Job name.")] = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job to finish.")] = True,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Save the profile here as JSON (AI Hub's shape).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop waiting after this many seconds (exit 1).")
+    ] = None,
+) -> None:
+    """Measure a model on a device; prints the job id, then (with --wait) latency, memory and the top ops."""
+    ProfileOptions.parse(options)  # before any upload, like the SDK
+    selector = Device(device, os_, attribute or [])
+    client = Client()
+    input_data = _inputs_argument(client, inputs)  # a bad file fails now, not after waiting for a compile job
+    source = _device_model_argument(client, model, timeout)
+    with _upload_progress(input_data) as progress:
+        job = client.jobs.submit_profile(
+            source, selector, name=name, options=options, input_data=input_data, progress=progress
+        )
+    err_console.print(f"submitted profile job {job.id} ({job.url})", highlight=False)
+    console.print(job.id)
+    if not wait and output is None:
+        return
+    _finish(job, _wait(job, timeout))
+    profile = job.download_profile(output)
+    _print_profile(Profile.model_validate(profile))
+    if output is not None:
+        console.print(f"saved {output}", highlight=False)
+
+
+@app.command("infer")
+def infer(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A compiled model: a .tflite/.onnx file, a model id, or a compile job id (its target)."
+        ),
+    ],
+    inputs: Annotated[
+        str,
+        typer.Option(
+            help="Inputs as the source model takes them: an .npz file (N samples each) or a dataset id."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Save the outputs here (.npz).")],
+    device: DeviceName = "",
+    os_: Annotated[str, typer.Option("--os", help='Only devices with this os, e.g. "android 14".')] = "",
+    attribute: DeviceAttributes = None,
+    options: Annotated[str, typer.Option(help='Runtime options, e.g. "--compute_unit cpu".')] = "",
+    name: Annotated[str | None, typer.Option(help="Job name.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop waiting after this many seconds (exit 1).")
+    ] = None,
+) -> None:
+    """Run a model on a device and save its outputs (.npz keyed by the source model's output names)."""
+    RuntimeOptions.parse(options)
+    selector = Device(device, os_, attribute or [])
+    client = Client()
+    input_data = _inputs_argument(client, inputs)  # a bad file fails now, not after waiting for a compile job
+    source = _device_model_argument(client, model, timeout)
+    assert input_data is not None
+    with _upload_progress(input_data) as progress:
+        job = client.jobs.submit_inference(
+            source, selector, input_data, name=name, options=options, progress=progress
+        )
+    err_console.print(f"submitted inference job {job.id} ({job.url})", highlight=False)
+    console.print(job.id)
+    _finish(job, _wait(job, timeout))
+    with _transfer("downloading outputs") as progress:
+        path = job.get_output_dataset().download(output, progress=progress)
+    result = job.result
+    if result is not None:
+        outputs = "\n".join(f"{n}: {e.count} × {e.dtype}{e.shape}" for n, e in result.outputs.items())
+        _fields(
+            [
+                ("outputs", outputs),
+                ("runtime", result.runtime),
+                ("seconds", f"{result.seconds:.2f}"),
+                ("conversions", "\n".join(result.conversions)),
+            ]
+        )
+    console.print(str(path), highlight=False)
+
+
+# -- devices -------------------------------------------------------------------------------------------------
+
+STATE_STYLE = {"online": "green", "busy": "yellow", "offline": "red"}
+
+
+@app.command("devices")
+def devices(
+    name: Annotated[str, typer.Option(help="Only devices of this pool.")] = "",
+    os_: Annotated[
+        str, typer.Option("--os", help='Only this os: exact ("android 14") or a range ("[12,14)").')
+    ] = "",
+    attribute: DeviceAttributes = None,
+) -> None:
+    """List the devices agents have registered, with their state and current job."""
+    found = Client().devices.list(name=name, os=os_, attributes=attribute or [])
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in ("NAME", "SERIAL", "OS", "STATE", "LAST SEEN", "ATTRIBUTES", "JOB"):
+        # A narrow terminal folds long values onto more lines rather than cutting them ("framework:tf…").
+        table.add_column(header, overflow="fold")
+    for d in found:
+        style = STATE_STYLE.get(d.state or "", "")
+        table.add_row(
+            escape(d.name),
+            escape(d.serial or ""),
+            escape(d.os),
+            f"[{style}]{d.state}[/{style}]" if style else str(d.state or ""),
+            _ago(d.last_seen_at),
+            escape("\n".join(d.attributes)),
+            d.current_job_id or "",
+        )
+    console.print(table)
+    if not found:
+        filtered = name or os_ or attribute
+        err_console.print(
+            "no device matches these filters"
+            if filtered
+            else "no devices registered yet: start an agent on the host they are attached to "
+            "(`edgefarm agent --server URL --token T --config agent.toml`)",
+            highlight=False,
+        )
+
+
+# -- agent ---------------------------------------------------------------------------------------------------
+
+
+@app.command(
+    "agent",
+    add_help_option=False,  # `edgefarm agent --help` is the agent's own help
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def agent(ctx: typer.Context) -> None:
+    """Run this host's device agent: `python -m edgefarm_agent` with the same arguments.
+
+    edgefarm agent --server URL --token T --config agent.toml   (the agent replaces this process)
+    """
+    # find_spec locates the package without importing it: the SDK never loads agent code.
+    if importlib.util.find_spec("edgefarm_agent") is None:
+        raise EdgeFarmError("the device agent is not installed here: pip install 'edgefarm[agent]'")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "edgefarm_agent", *ctx.args])
+
+
 # -- tokens --------------------------------------------------------------------------------------------------
 
 
@@ -493,12 +823,14 @@ def up(
     host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the gateway listens on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Compile worker processes.")] = 1,
+    agent: Annotated[bool, typer.Option(help="Offer this machine's CPU as a device ('Host CPU').")] = True,
 ) -> None:
-    """Start a farm on this machine: migrate, then run the gateway and compile workers until Ctrl-C."""
+    """Start a farm on this machine: migrate, then run the gateway, compile workers and a device agent."""
     from edgefarm.config import config_path, read_config_file
     from edgefarm.farm import LocalFarm, watch
 
-    farm = LocalFarm(data_dir=data_dir.expanduser().resolve(), host=host, port=port, workers=workers)
+    farm = LocalFarm(data_dir=data_dir.expanduser().resolve(), host=host, port=port, workers=workers,
+                     agent=agent)
     with err_console.status("starting the farm (the first start imports TensorFlow, ~10 s)…"):
         token = farm.start()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -507,7 +839,9 @@ def up(
         where = f"written to {config_path()}: the SDK and CLI use it"
     else:
         where = f"{config_path()} already has a token and was left alone"
-    console.print(f"[green]EdgeFarm is up[/green] at {url}  ({workers} compile worker(s); logs in {farm.log_dir})")
+    device = ", device 'Host CPU' (this machine)" if agent else ""
+    console.print(f"[green]EdgeFarm is up[/green] at {url}  ({workers} compile worker(s){device}; "
+                  f"logs in {farm.log_dir})")
     console.print(f"admin token: {token}  ({where})")
     console.print("Ctrl-C stops the farm.")
     stopped = watch(farm)

@@ -1,4 +1,4 @@
-"""A whole farm on one machine as child processes: gateway (uvicorn) and compile workers (Celery).
+"""A whole farm on one machine as child processes: gateway (uvicorn), compile workers (Celery), device agents.
 
 Used by `edgefarm up`, by the end-to-end tests and by the benchmarks, so all three run the farm the same
 way. It only starts commands; it imports none of the server packages (the SDK stays light).
@@ -7,10 +7,12 @@ way. It only starts commands; it imports none of the server packages (the SDK st
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +42,11 @@ class LocalFarm:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    agent: bool = True  # a device agent offering this machine's CPU as a device
     env: dict[str, str] = field(default_factory=dict)  # extra EDGEFARM_* settings for every process
     python: str = sys.executable
     processes: list[Process] = field(default_factory=list)
+    admin_token: str = ""
 
     @property
     def url(self) -> str:
@@ -71,17 +75,33 @@ class LocalFarm:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self._admin("migrate")
-        token_file = self.data_dir / "admin-token"
+        self.admin_token = self._token("admin", "admin")
+        return self.admin_token
+
+    def _token(self, kind: str, role: str) -> str:
+        """A token of this role, created once and kept (0600) in the data dir."""
+        token_file = self.data_dir / f"{kind}-token"
         if not token_file.exists():
-            token = self._admin("token", "--name", "local admin", "--role", "admin")
+            token = self._admin("token", "--name", f"local {kind}", "--role", role)
             token_file.touch(mode=0o600)
             token_file.write_text(token + "\n")
         return token_file.read_text().strip()
 
-    def _spawn(self, name: str, args: list[str]) -> Process:
+    def host_agent_config(self, name: str = "", pool: str = "Host CPU", serial: str = "host-0") -> Path:
+        """An agent config offering this machine's CPU as one device (LiteRT for .tflite, ONNX Runtime for .onnx)."""
+        name = name or f"{platform.node() or 'localhost'}-local"
+        path = self.data_dir / f"agent-{name}.toml"
+        os_name = f"{platform.system().lower()} {platform.release().split('-')[0]}"
+        path.write_text(f'[agent]\nname = "{name}"\nwork_dir = "{self.data_dir / "agent-work" / name}"\n\n'
+                        f'[[devices]]\nname = "{pool}"\nserial = "{serial}"\nos = "{os_name}"\n'
+                        f'attributes = ["chipset:{platform.machine().lower()}", "cpu_count:{os.cpu_count()}"]\n'
+                        'backend = "host"\n')
+        return path
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
-            popen = subprocess.Popen(args, env=self._env(), stdout=out, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(args, env={**self._env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # our signals reach it only when we send them
         process = Process(name, popen, log)
         self.processes.append(process)
@@ -103,12 +123,30 @@ class LocalFarm:
         self._wait(process, lambda: " ready." in process.tail(200), timeout)
         return process
 
+    def start_agent(self, config: Path | None = None, name: str = "agent", timeout: float = 60) -> Process:
+        """Start a device agent and wait until its devices are registered (and shown online)."""
+        config = config or self.host_agent_config()
+        agent_name = tomllib.loads(config.read_text()).get("agent", {}).get("name", "")
+        env = {"EDGEFARM_AGENT_TOKEN": self._token("agent", "agent")}  # not on the command line: ps shows that
+        process = self._spawn(name, [self.python, "-m", "edgefarm_agent", "--server", self.url, "--config",
+                                     str(config)], env)
+
+        def registered() -> bool:
+            devices = httpx.get(f"{self.url}/api/v1/devices", timeout=5,
+                                headers={"Authorization": f"Bearer {self.admin_token}"}).json()
+            return any(d["agent_name"] == agent_name and d["state"] != "offline" for d in devices)
+
+        self._wait(process, registered, timeout)
+        return process
+
     def start(self) -> str:
         token = self.prepare()
         try:
             self.start_gateway()
             for _ in range(self.workers):
                 self.start_worker()
+            if self.agent:
+                self.start_agent()
         except BaseException:
             self.stop()
             raise
