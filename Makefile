@@ -20,6 +20,7 @@ test: $(READY)
 
 bench: $(READY)
 	$(BIN)/python bench/compile.py
+	$(BIN)/python bench/profile_jobs.py
 
 openapi: $(READY)
 	$(BIN)/python -m edgefarm_gateway openapi > openapi/openapi.json

@@ -124,3 +124,29 @@ def onnx2tf_cli_int8(onnx_path: Path, calib_npy: Path, workdir: Path) -> float:
         raise RuntimeError(f"onnx2tf CLI failed (exit {completed.returncode}):\n{completed.stdout[-3000:]}"
                            f"\n{completed.stderr[-3000:]}")
     return seconds
+
+
+def direct_median_us(tflite_path: Path, threads: int, iterations: int, warmup: int) -> float:
+    """The profile peer: what a user measures by hand. One LiteRT interpreter, the same threads, LiteRT's default
+    XNNPACK, seeded random inputs set once, `invoke()` timed with perf_counter_ns; the median in µs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads)
+    interpreter.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for detail in interpreter.get_input_details():
+        dtype = np.dtype(detail["dtype"])
+        if dtype.kind == "f":
+            value = rng.standard_normal(detail["shape"]).astype(dtype)
+        else:
+            limits = np.iinfo(dtype)
+            value = rng.integers(limits.min, limits.max, detail["shape"], endpoint=True).astype(dtype)
+        interpreter.set_tensor(detail["index"], value)
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter_ns()
+        interpreter.invoke()
+        times.append((time.perf_counter_ns() - start) / 1000.0)
+    return float(np.median(times))

@@ -178,7 +178,7 @@ class LocalFarm:
                 process.popen.wait()
         self.processes.clear()
 
-    def __enter__(self) -> "LocalFarm":
+    def __enter__(self) -> LocalFarm:
         self.start()
         return self
 

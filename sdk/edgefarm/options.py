@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 class OptionsError(ValueError):
@@ -125,7 +126,7 @@ class CompileOptions:
         return self.quantize_full_type in ("int8", "int16")
 
     @classmethod
-    def parse(cls, text: str) -> "CompileOptions":
+    def parse(cls, text: str) -> CompileOptions:
         options = cls(**_parse(text, COMPILE_FLAGS))
         options._check()
         return options
@@ -221,7 +222,7 @@ class RuntimeOptions:
         return (self.tflite_options or {}).get("number_of_threads")
 
     @classmethod
-    def parse(cls, text: str) -> "RuntimeOptions":
+    def parse(cls, text: str) -> RuntimeOptions:
         return cls(**_parse(text, INFERENCE_FLAGS))
 
 
@@ -232,7 +233,7 @@ class ProfileOptions(RuntimeOptions):
     warmup_iterations: int = 5
 
     @classmethod
-    def parse(cls, text: str) -> "ProfileOptions":
+    def parse(cls, text: str) -> ProfileOptions:
         return cls(**_parse(text, PROFILE_FLAGS))
 
 

@@ -330,5 +330,6 @@ class InferenceResult(Wire):
     output_dataset_id: str
     outputs: dict[str, DatasetEntry]
     runtime: str
-    conversions: list[str] = Field(default_factory=list)  # e.g. "image: float32 NCHW → int8 NHWC (scale 0.0039, zp -128)"
+    # e.g. "image: float32 NCHW → int8 NHWC (scale 0.0039, zp -128)"
+    conversions: list[str] = Field(default_factory=list)
     seconds: float

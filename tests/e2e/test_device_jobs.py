@@ -36,6 +36,13 @@ def stop(farm, process, sig=signal.SIGTERM) -> None:
     farm.farm.processes.remove(process)
 
 
+def wait_until_measuring(job, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while job.get_status().code != JobState.MEASURING_PERFORMANCE:
+        assert time.monotonic() < deadline and not job.get_status().finished, job.get_status()
+        time.sleep(0.05)
+
+
 def calibration(n: int = 32) -> dict[str, list[np.ndarray]]:
     return {"image": [image[None] for image in nets.shapes(n, seed=11)[0]]}
 
@@ -110,10 +117,7 @@ def test_a_killed_agent_loses_no_job(farm, client, segmenter):
     first = start_agent(farm, pool, serial="unit-1")
     job = client.jobs.submit_profile(segmenter, ef.Device(pool), name="killed-agent",
                                      options="--max_profiler_iterations 100000 --max_profiler_time 4")
-    deadline = time.monotonic() + 60
-    while job.get_status().code != JobState.MEASURING_PERFORMANCE:
-        assert time.monotonic() < deadline, job.get_status()
-        time.sleep(0.05)
+    wait_until_measuring(job)
     stop(farm, first, signal.SIGKILL)
     second = start_agent(farm, pool, serial="unit-2")
     try:
@@ -157,10 +161,7 @@ def test_cancelling_a_running_job_stops_it_on_the_device(farm, client, segmenter
     try:
         job = client.jobs.submit_profile(segmenter, ef.Device(pool),
                                          options="--max_profiler_iterations 100000000 --max_profiler_time 120")
-        deadline = time.monotonic() + 60
-        while job.get_status().code != JobState.MEASURING_PERFORMANCE:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_measuring(job)
         assert job.cancel().code == JobState.CANCELLED
         # The agent hears 409 at its next lease renewal (a third of the 3 s lease) and kills the job process.
         deadline = time.monotonic() + 20
@@ -179,10 +180,7 @@ def test_sigterm_fails_a_job_that_outlives_the_grace_period_and_exits_0(farm, cl
     agent = farm.farm.start_agent(config, name=name)
     job = client.jobs.submit_profile(segmenter, ef.Device(pool),
                                      options="--max_profiler_iterations 100000000 --max_profiler_time 120")
-    deadline = time.monotonic() + 60
-    while job.get_status().code != JobState.MEASURING_PERFORMANCE:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_until_measuring(job)
     os.killpg(agent.popen.pid, signal.SIGTERM)
     assert agent.popen.wait(30) == 0
     farm.farm.processes.remove(agent)

@@ -293,8 +293,8 @@ def test_inference_from_a_compile_job_waits_and_uses_its_target(client, peer):
         compile_job, ef.Device("Pixel 8", os="android 14"), INPUTS, name="seg", options="--compute_unit cpu"
     )
     assert isinstance(job, ef.InferenceJob) and job.input_dataset_id == "d_in"
-    assert paths(peer) == ["GET /jobs/j_c", "GET /models/m_tgt", "GET /datasets?sha256=<hash>&limit=1", "POST /datasets",
-                           "POST /jobs/inference"]
+    assert paths(peer) == ["GET /jobs/j_c", "GET /models/m_tgt", "GET /datasets?sha256=<hash>&limit=1",
+                           "POST /datasets", "POST /jobs/inference"]
     assert b'name="name"\r\n\r\nseg inputs' in peer.seen[3].body
     assert json.loads(peer.seen[4].body) == {
         "model_id": "m_tgt",

@@ -32,7 +32,7 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
 
-    def __enter__(self) -> "LeaseKeeper":
+    def __enter__(self) -> LeaseKeeper:
         self._thread.start()
         return self
 
@@ -60,7 +60,7 @@ class CompileRunner:
         self.db, self.store, self.settings = db, store, settings
 
     @classmethod
-    def from_settings(cls) -> "CompileRunner":
+    def from_settings(cls) -> CompileRunner:
         settings = get_settings()
         return cls(Database(settings), ArtifactStore(settings.artifacts_path), settings)
 

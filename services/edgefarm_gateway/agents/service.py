@@ -11,11 +11,11 @@ import secrets
 from typing import BinaryIO
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import (CompileResult, DeviceSelector, InferenceResult, JobState, JobType, Lease, Profile,
                            ProgressIn)
+from edgefarm_gateway import paging
 from edgefarm_gateway.datasets import service as datasets
 from edgefarm_gateway.datasets.inspect import inspect_dataset
 from edgefarm_gateway.devices.selection import matches
@@ -36,9 +36,7 @@ def lease(session: Session, settings: Settings, agent: Agent, device_ids: list[s
     free = [d for d in agent.devices if d.id in device_ids and d.current_job_id is None and d.retired_at is None]
     if not free:
         return None
-    queued = session.scalars(select(Job).where(Job.state == JobState.CREATED.value, Job.type.in_(DEVICE_JOB_TYPES))
-                             .order_by(Job.created_at, Job.id).limit(200))
-    for job in queued:
+    for job in repository.queued(session, DEVICE_JOB_TYPES):
         selector = DeviceSelector(**job.device)
         device = next((d for d in free if matches(selector, d.name, d.os, d.attributes)), None)
         if device is None:
@@ -122,7 +120,7 @@ def record_inference(session: Session, store: ArtifactStore, settings: Settings,
     with store.stage(outputs, max_bytes=settings.max_dataset_bytes, what="dataset") as staged:
         entries = inspect_dataset(staged.path, max_bytes=settings.max_dataset_bytes)
         store.keep(staged)
-    dataset = session.scalar(select(Dataset).where(Dataset.sha256 == staged.sha256))
+    dataset = paging.by_sha256(session, Dataset, staged.sha256)
     if dataset is None:
         dataset = Dataset(id=new_id("d"), name=f"{job.name} outputs", sha256=staged.sha256, size=staged.size,
                           entries={k: v.model_dump() for k, v in entries.items()}, owner_id=job.owner_id)

@@ -6,8 +6,8 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import DatasetEntry, DatasetOut, Page
-from edgefarm_gateway.datasets import repository
 from edgefarm_gateway.datasets.inspect import inspect_dataset
+from edgefarm_gateway import paging
 from edgefarm_gateway.errors import NotFound
 from edgefarm_gateway.orm import Dataset, new_id
 from edgefarm_gateway.storage import ArtifactStore
@@ -22,7 +22,7 @@ def to_out(dataset: Dataset) -> DatasetOut:
 def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: str, filename: str | None,
            max_bytes: int, owner_id: str) -> tuple[DatasetOut, bool]:
     with store.stage(source, max_bytes=max_bytes, what="dataset") as staged:
-        existing = repository.by_sha256(session, staged.sha256)
+        existing = paging.by_sha256(session, Dataset, staged.sha256)
         if existing is not None:
             return to_out(existing), False
         entries = inspect_dataset(staged.path, max_bytes=max_bytes)
@@ -43,5 +43,5 @@ def get(session: Session, dataset_id: str) -> Dataset:
 
 
 def list_page(session: Session, *, name: str | None, sha256: str | None, offset: int, limit: int) -> Page[DatasetOut]:
-    rows, total = repository.page(session, name=name, sha256=sha256, offset=offset, limit=limit)
+    rows, total = paging.page(session, Dataset, name=name, sha256=sha256, offset=offset, limit=limit)
     return Page[DatasetOut](items=[to_out(d) for d in rows], total=total, offset=offset, limit=limit)

@@ -7,7 +7,8 @@ import re
 from edgefarm.wire import DeviceSelector
 
 # "[12,14)", "android [12,14)", "(13,]": an interval of os major versions, brackets inclusive, parens exclusive.
-_RANGE = re.compile(r"^\s*(?P<os>[a-zA-Z][\w ]*?)?\s*(?P<lo>[\[(])\s*(?P<a>[\d.]*)\s*,\s*(?P<b>[\d.]*)\s*(?P<hi>[\])])\s*$")
+_RANGE = re.compile(r"^\s*(?P<os>[a-zA-Z][\w ]*?)?\s*(?P<lo>[\[(])\s*(?P<a>[\d.]*)\s*,"
+                    r"\s*(?P<b>[\d.]*)\s*(?P<hi>[\])])\s*$")
 _VERSION = re.compile(r"(\d+(?:\.\d+)*)")
 
 

@@ -73,9 +73,16 @@ def held(session: Session, job_id: str, token: str) -> Job | None:
         .with_for_update())
 
 
+def queued(session: Session, types: tuple[str, ...], limit: int = 200) -> list[Job]:
+    """Waiting jobs of these types, oldest first: the order devices serve them in."""
+    return list(session.scalars(select(Job).where(Job.state == JobState.CREATED.value, Job.type.in_(types))
+                                .order_by(Job.created_at, Job.id).limit(limit)))
+
+
 def expired_leases(session: Session, working_state: JobState) -> list[Job]:
     return list(session.scalars(
-        select(Job).where(Job.state == working_state.value, Job.lease_expires_at < utcnow()).with_for_update(skip_locked=True)))
+        select(Job).where(Job.state == working_state.value, Job.lease_expires_at < utcnow())
+        .with_for_update(skip_locked=True)))
 
 
 def unclaimed_since(session: Session, job_type: str, before: datetime) -> list[Job]:

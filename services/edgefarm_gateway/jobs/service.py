@@ -80,6 +80,12 @@ def cancel(session: Session, job_id: str) -> Job:
 # --- compile jobs ------------------------------------------------------------------------------------------
 
 
+def _fits(declared: list, given: list) -> bool:
+    """A concrete shape fits a declared one: same rank, equal wherever the declared dimension is fixed."""
+    return len(declared) == len(given) and all(
+        not (isinstance(d, int) and d > 0) or d == g for d, g in zip(declared, given))
+
+
 def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
     if model.format == "torchscript":
         if not specs:
@@ -95,8 +101,7 @@ def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
                          f"its inputs are {', '.join(known)}")
     for name, spec in specs.items():
         declared = known[name]["shape"]
-        if len(declared) != len(spec.shape) or any(
-                isinstance(d, int) and d > 0 and d != s for d, s in zip(declared, spec.shape)):
+        if not _fits(declared, spec.shape):
             raise BadRequest(f"input_specs gives {name} the shape {tuple(spec.shape)}, but the model declares "
                              f"{tuple(declared)}")
 
@@ -110,7 +115,7 @@ def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, datase
                          f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(extra) or 'none'}")
     for name, shape in inputs.items():
         got = dataset.entries[name]["shape"]
-        if len(got) != len(shape) or any(isinstance(d, int) and d > 0 and d != g for d, g in zip(shape, got)):
+        if not _fits(shape, got):
             raise BadRequest(f"calibration samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
 
 
@@ -187,8 +192,7 @@ def _check_inputs(session: Session, model: Model, dataset: Dataset) -> None:
     for name, tensor in expected.items():
         entry = dataset.entries[name]
         shape = tensor["shape"]
-        if len(entry["shape"]) != len(shape) or any(
-                isinstance(d, int) and d > 0 and d != g for d, g in zip(shape, entry["shape"])):
+        if not _fits(shape, entry["shape"]):
             raise BadRequest(f"input {name}: each sample must have shape {tuple(shape)}; got {tuple(entry['shape'])}")
         if entry["dtype"] != tensor["dtype"]:
             raise BadRequest(f"input {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "

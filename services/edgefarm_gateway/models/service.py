@@ -6,8 +6,8 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import ModelOut, Page, TensorInfo
+from edgefarm_gateway import paging
 from edgefarm_gateway.errors import NotFound
-from edgefarm_gateway.models import repository
 from edgefarm_gateway.models.inspect import inspect_model
 from edgefarm_gateway.orm import Model, new_id
 from edgefarm_gateway.storage import ArtifactStore
@@ -25,7 +25,7 @@ def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: st
            max_bytes: int, owner_id: str) -> tuple[ModelOut, bool]:
     """Store a model if its bytes are new; returns (model, created). Same bytes → the model already stored."""
     with store.stage(source, max_bytes=max_bytes, what="model") as staged:
-        existing = repository.by_sha256(session, staged.sha256)
+        existing = paging.by_sha256(session, Model, staged.sha256)
         if existing is not None:
             return to_out(existing), False
         facts = inspect_model(staged.path)
@@ -42,7 +42,7 @@ def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: st
 def add_compiled(session: Session, *, name: str, format: str, sha256: str, size: int,
                  inputs: list[TensorInfo], outputs: list[TensorInfo], job_id: str, owner_id: str | None) -> Model:
     """Register a compile job's output (already in the store). Identical bytes reuse the existing row."""
-    existing = repository.by_sha256(session, sha256)
+    existing = paging.by_sha256(session, Model, sha256)
     if existing is not None:
         return existing
     model = Model(id=new_id("m"), name=name, format=format, sha256=sha256, size=size,
@@ -61,7 +61,7 @@ def get(session: Session, model_id: str) -> Model:
 
 
 def list_page(session: Session, *, name: str | None, sha256: str | None, offset: int, limit: int) -> Page[ModelOut]:
-    rows, total = repository.page(session, name=name, sha256=sha256, offset=offset, limit=limit)
+    rows, total = paging.page(session, Model, name=name, sha256=sha256, offset=offset, limit=limit)
     return Page[ModelOut](items=[to_out(m) for m in rows], total=total, offset=offset, limit=limit)
 
 

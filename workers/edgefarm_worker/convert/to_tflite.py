@@ -112,7 +112,8 @@ def _keras_model(prepared: PreparedOnnx, channel_last_inputs: set[str], workdir:
     source = workdir / "onnx2tf_input.onnx"
     shutil.copyfile(prepared.path, source)
     keep_source_layout = [
-        _onnx2tf_name(i.name) for i in prepared.inputs if len(i.shape) in (3, 4, 5) and i.name not in channel_last_inputs
+        _onnx2tf_name(i.name) for i in prepared.inputs
+        if len(i.shape) in (3, 4, 5) and i.name not in channel_last_inputs
     ]
     log.note(f"onnx2tf {onnx2tf.__version__}: building the Keras model")
     try:
