@@ -259,3 +259,18 @@ def test_a_cancelled_job_tells_its_agent_to_stop(gateway, api):
     failure = agent.post(f"/agent/jobs/{job['id']}/failure", json={"lease_token": token, "reason": "x"})
     assert failure.status_code == 409
     assert api.get("/devices", params={"name": name}).json()[0]["state"] == "online"
+
+
+def test_a_job_for_an_offline_pool_waits_and_says_so(gateway, api):
+    name = pool()
+    agent = agent_client(gateway, api)
+    register(agent, f"lab-{secrets.token_hex(3)}", [(name, "s1")])
+    deadline = time.monotonic() + 30
+    while api.get("/devices", params={"name": name}).json()[0]["state"] != "offline":  # no heartbeats: 5 s
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    model = upload(api, conv_onnx(seed=27)).json()
+    job = api.post("/jobs/profile", json={"model_id": model["id"], "device": {"name": name}}).json()
+    assert job["state"] == "CREATED"
+    assert job["events"][-1]["message"] == f"waiting: every matching device ({name}) is offline"
+    api.post(f"/jobs/{job['id']}/cancel")
