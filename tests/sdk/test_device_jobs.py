@@ -614,6 +614,9 @@ def test_cli_infer_saves_the_outputs(peer, cli_env, tmp_path):
 
 
 def test_cli_agent_execs_the_agent_with_the_same_arguments(monkeypatch):
+    # Other tests of this session import the agent; forget it so this test sees what the CLI itself imports.
+    for name in [m for m in sys.modules if m == "edgefarm_agent" or m.startswith("edgefarm_agent.")]:
+        monkeypatch.delitem(sys.modules, name)
     calls: list[tuple[str, list[str]]] = []
     monkeypatch.setattr(edgefarm.cli.os, "execv", lambda path, argv: calls.append((path, argv)))
     arguments = ["--server", "http://farm:8000", "--token", "ef_x", "--config", "agent.toml", "--help"]
