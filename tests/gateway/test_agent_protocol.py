@@ -274,3 +274,22 @@ def test_a_job_for_an_offline_pool_waits_and_says_so(gateway, api):
     assert job["state"] == "CREATED"
     assert job["events"][-1]["message"] == f"waiting: every matching device ({name}) is offline"
     api.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_inference_outputs_may_be_as_large_as_a_dataset(gateway, api):
+    """Outputs travel in the result request: the dataset limit applies there, not the small JSON one."""
+    name = pool()
+    agent = agent_client(gateway, api)
+    registered = register(agent, f"lab-{secrets.token_hex(3)}", [(name, "s1")])
+    model = upload(api, conv_onnx(seed=28)).json()
+    images = np.zeros((2, 1, 3, 16, 16), np.float32)
+    dataset = upload(api, npz(image=images), kind="datasets").json()
+    job = api.post("/jobs/inference", json={"model_id": model["id"], "device": {"name": name},
+                                            "input_dataset_id": dataset["id"]}).json()
+    token = lease(agent, registered)["lease_token"]
+    big = npz(features=np.ones((2, 1, 4, 512, 640), np.float32))  # 10 MB, over the 4 MiB JSON limit
+    posted = agent.post(f"/agent/jobs/{job['id']}/result", data={
+        "lease_token": token, "result": json.dumps({"runtime": "onnxruntime 1.23.0", "seconds": 0.5})},
+        files={"outputs": ("outputs.npz", big)})
+    assert posted.status_code == 204, posted.text
+    assert api.get(f"/jobs/{job['id']}").json()["state"] == "SUCCESS"
