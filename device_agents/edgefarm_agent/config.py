@@ -10,8 +10,17 @@
     attributes = ["chipset:bcm2712", "framework:tflite"]
     backend = "host"             # shorthand for [devices.backend] type = "host"
 
-Each device's `backend` table is a tagged union on `type`, so another backend (Android over ADB) adds a class
-with its own settings without touching the host's. docs/agent.md is the reference for every key.
+    [[devices]]
+    name = "Pixel 8"
+    serial = "pixel8-a"
+    attributes = ["accelerator:npu"]   # chipset:, os:, abi:… are read from the phone (getprop) and added
+    [devices.backend]
+    type = "android"
+    address = "192.168.1.20:5555"      # ADB over TCP; or usb = true (usb_serial = "…" to pick one)
+    benchmark_model = "/opt/tflite/android_aarch64_benchmark_model"
+
+Each device's `backend` table is a tagged union on `type`: `host` and `android` each have their own settings.
+docs/agent.md is the reference for every key.
 """
 
 from __future__ import annotations
@@ -21,14 +30,14 @@ import socket
 import tempfile
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from edgefarm.wire import DeviceSpec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 # key:value, with a lowercase key; the value may hold anything but whitespace (versions, chip names…).
 ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.-]*:\S+$")
-BACKENDS = ("host",)
+BACKENDS = ("host", "android")
 
 
 class ConfigError(ValueError):
@@ -65,13 +74,56 @@ class HostBackend(Strict):
     def delegate_for(self, unit: str) -> ExternalDelegate | None:
         return {"npu": self.npu, "gpu": self.gpu}.get(unit)
 
+    def offers(self, unit: str) -> bool:
+        return unit == "cpu" or self.delegate_for(unit) is not None
+
+
+class AndroidBackend(Strict):
+    """An Android phone over ADB (adb-shell, no adb server): TFLite's `benchmark_model` runs on the phone.
+    The phone's CPU (XNNPACK), GPU (`--use_gpu`) and NPU (an external delegate such as Qualcomm's QNN TFLite
+    delegate when `npu` is set, NNAPI otherwise) are offered."""
+
+    type: Literal["android"]
+    address: str | None = Field(default=None, pattern=r"^[^\s:]+:\d+$")  # host:port of adbd over TCP
+    usb: bool = False
+    usb_serial: str | None = None  # with usb = true: which phone (default: the first one found)
+    adb_key: Path | None = None  # default: <agent work_dir>/adbkey, generated on first run
+    benchmark_model: Path  # on this machine, built for the phone's ABI; pushed for each job
+    libraries: list[Path] = Field(default_factory=list)  # further .so pushed next to it (LD_LIBRARY_PATH)
+    npu: ExternalDelegate | None = None  # a TFLite external delegate .so on this machine, pushed and loaded
+    remote_dir: str = Field(default="/data/local/tmp/edgefarm", pattern=r"^/[^\s;&|'\"`$]*$")
+    threads: int | None = Field(default=None, ge=1)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    auth_timeout_seconds: float = Field(default=60.0, gt=0)  # time to accept the key prompt on the phone
+
+    frameworks: ClassVar[tuple[str, ...]] = ("tflite",)
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_the_phone(self) -> AndroidBackend:
+        if self.usb == (self.address is not None):
+            raise ValueError("set either address = \"host:port\" (ADB over TCP) or usb = true")
+        return self
+
+    def delegate_for(self, unit: str) -> ExternalDelegate | None:
+        return self.npu if unit == "npu" else None
+
+    def offers(self, unit: str) -> bool:
+        return unit in ("cpu", "gpu", "npu")  # GPU and NNAPI ship with Android; `npu` may name a vendor delegate
+
 
 class DeviceConfig(Strict):
     name: str = Field(min_length=1)
     serial: str = Field(min_length=1)
     os: str = ""
     attributes: list[str] = Field(default_factory=list)
-    backend: HostBackend
+    backend: Annotated[HostBackend | AndroidBackend, Field(discriminator="type")]
+    # What the backend found out about the device itself (an Android phone's getprop); see `identified`.
+    _identified: tuple[str, list[str]] = PrivateAttr(default=("", []))
+    _work_dir: Path | None = PrivateAttr(default=None)  # the agent's, set by AgentConfig
+
+    @property
+    def agent_work_dir(self) -> Path:
+        return self._work_dir or AgentSettings().work_dir
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -81,7 +133,7 @@ class DeviceConfig(Strict):
         kind = value.get("type", "host") if isinstance(value, dict) else None
         if kind not in BACKENDS:
             raise ValueError(f"unknown backend {kind!r}; this agent knows: {', '.join(BACKENDS)}")
-        return value
+        return {**value, "type": kind}
 
     @field_validator("attributes")
     @classmethod
@@ -96,20 +148,27 @@ class DeviceConfig(Strict):
         # A device that advertises a unit or framework it cannot run would take jobs only to fail them.
         for attribute in self.attributes:
             key, _, value = attribute.partition(":")
-            if key == "accelerator" and value in ("npu", "gpu") and self.backend.delegate_for(value) is None:
+            if key == "accelerator" and value in ("npu", "gpu") and not self.backend.offers(value):
                 raise ValueError(f"{attribute} needs a [devices.backend.{value}] delegate library to run on")
             if key == "framework" and value not in self.backend.frameworks:
                 raise ValueError(f"{attribute}: the {self.backend.type} backend runs "
                                  f"{' and '.join(self.backend.frameworks)} models")
         return self
 
+    def identified(self, *, os: str, attributes: list[str]) -> None:
+        """Record what the backend read from the device (e.g. `chipset:sm8550`, `abi:arm64-v8a`). The operator's
+        own attributes win over identified ones with the same key, and a configured `os` over the found one."""
+        self._identified = (os, [a for a in attributes if ATTRIBUTE.match(a)])
+
     def spec(self) -> DeviceSpec:
         """What the gateway is told. Without any framework:* attribute, the backend's frameworks are declared,
         so `attributes="framework:tflite"` selectors find the device."""
-        attributes = list(self.attributes)
+        found_os, found = self._identified
+        configured_keys = {a.partition(":")[0] for a in self.attributes}
+        attributes = [a for a in found if a.partition(":")[0] not in configured_keys] + list(self.attributes)
         if not any(a.startswith("framework:") for a in attributes):
             attributes += [f"framework:{f}" for f in self.backend.frameworks]
-        return DeviceSpec(name=self.name, serial=self.serial, os=self.os, attributes=attributes)
+        return DeviceSpec(name=self.name, serial=self.serial, os=self.os or found_os, attributes=attributes)
 
 
 class AgentSettings(Strict):
@@ -131,6 +190,8 @@ class AgentConfig(Strict):
                 raise ValueError(f"serial {device.serial!r} is used by two devices; serials identify a device "
                                  "within its agent")
             seen.add(device.serial)
+        for device in self.devices:
+            device._work_dir = self.agent.work_dir  # where backends keep state (an Android backend's ADB key)
         return self
 
 
@@ -160,6 +221,8 @@ def _where(location: tuple[Any, ...], raw: dict[str, Any]) -> str:
     """`devices[1] ("Raspberry Pi 5").backend.threads`: the path as the operator wrote it, not pydantic's."""
     parts: list[str] = []
     for index, key in enumerate(location):
+        if index and location[index - 1] == "backend" and key in BACKENDS:
+            continue  # pydantic names the union's member; the operator wrote no such key
         if isinstance(key, int):
             parts[-1] += f"[{key}]"
             if location[:index] == ("devices",):

@@ -28,10 +28,13 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    log_start: int = 0  # logs are appended across runs; this run's lines start here
 
     def tail(self, lines: int = 40) -> str:
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            with self.log.open("rb") as f:
+                f.seek(self.log_start)
+                return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
 
@@ -101,9 +104,10 @@ class LocalFarm:
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
+            start = out.tell()
             popen = subprocess.Popen(args, env={**self._env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # our signals reach it only when we send them
-        process = Process(name, popen, log)
+        process = Process(name, popen, log, start)
         self.processes.append(process)
         return process
 
@@ -120,7 +124,9 @@ class LocalFarm:
         process = self._spawn(name, [self.python, "-m", "celery", "-A", "edgefarm_worker.celery_app", "worker",
                                      "-Q", "compile", "-n", f"{name}@%h", "--loglevel", "info",
                                      "--without-gossip", "--without-mingle"])
-        self._wait(process, lambda: " ready." in process.tail(200), timeout)
+        # " ready." is the main process; "converter stack ready" a pool process that has imported TensorFlow.
+        self._wait(process, lambda: " ready." in (tail := process.tail(200)) and "converter stack ready" in tail,
+                   timeout)
         return process
 
     def start_agent(self, config: Path | None = None, name: str = "agent", timeout: float = 60) -> Process:

@@ -55,9 +55,9 @@ def test_agent_name_defaults_to_the_host_name():
 
 def test_unknown_backend_names_it_and_the_known_ones():
     with pytest.raises(ConfigError) as error:
-        parse_config('[[devices]]\nname = "Pixel 8"\nserial = "p8"\nbackend = "android"', source="agent.toml")
+        parse_config('[[devices]]\nname = "iPhone"\nserial = "p8"\nbackend = "ios"', source="agent.toml")
     assert "agent.toml" in str(error.value)
-    assert "devices[0] ('Pixel 8').backend: unknown backend 'android'; this agent knows: host" in str(error.value)
+    assert "devices[0] ('iPhone').backend: unknown backend 'ios'; this agent knows: host, android" in str(error.value)
 
 
 def test_bad_attribute_is_named():

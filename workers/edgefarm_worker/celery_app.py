@@ -27,5 +27,7 @@ app.autodiscover_tasks(["edgefarm_worker"], related_name="tasks", force=True)
 def _warm_up(**_) -> None:
     from edgefarm_worker.convert import warm_up
 
-    logging.getLogger(__name__).info("importing the converter stack")
+    log = logging.getLogger(__name__)
+    log.info("importing the converter stack")
     warm_up()
+    log.info("converter stack ready")  # LocalFarm waits for this line: before it, a job would wait for imports

@@ -7,8 +7,8 @@ the agent must stop, after which `run` must return promptly by raising JobCancel
     check(spec)   → raise JobFailure when this device cannot run the job as asked (before any download)
     run(job, cancelled=..., progress=...) → ProfileOutcome | InferenceOutcome, or raise JobFailure
 
-`host` runs models on this machine (LiteRT, ONNX Runtime). An Android backend (benchmark_model over ADB)
-implements the same two methods behind a `type = "android"` config table.
+`host` runs models on this machine (LiteRT, ONNX Runtime); `android` runs TFLite's benchmark_model on a phone
+over ADB (android.py), behind a `type = "android"` config table.
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ class Backend(Protocol):
 
 
 def build_backend(device: DeviceConfig) -> Backend:
+    if device.backend.type == "android":
+        from edgefarm_agent.backends.android import AndroidBackend  # adb-shell: imported only when a phone is set
+
+        return AndroidBackend(device)
     from edgefarm_agent.backends.host import HostBackend
 
-    return {"host": HostBackend}[device.backend.type](device)
+    return HostBackend(device)
