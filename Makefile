@@ -10,6 +10,8 @@ $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "EdgeFarm needs Python 3.11 (onnx2tf 1.29 / TensorFlow 2.19); set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[all]'
+	@# The dashboard's browser tests drive Debian's chromium (Playwright's own browser download needs the internet).
+	command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium) || true
 	touch $(READY)
 
 run: $(READY)

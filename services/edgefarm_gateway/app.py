@@ -8,8 +8,10 @@ from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
 from edgefarm_gateway.agents.endpoints import router as agents_router
+from edgefarm_gateway.dashboard.endpoints import STATIC_DIR as DASHBOARD_STATIC, router as dashboard_router
 from edgefarm_gateway.datasets.endpoints import router as datasets_router
 from edgefarm_gateway.db import Database
 from edgefarm_gateway.devices.endpoints import router as devices_router
@@ -65,4 +67,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         return {"status": "ok", "version": VERSION}
 
     app.include_router(api)
+    app.include_router(dashboard_router)
+    app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD_STATIC), name="dashboard-static")
     return app

@@ -34,11 +34,11 @@ def submit_inference_job(body: InferenceJobIn, request: Request, session: Sessio
 
 @router.get("", response_model=Page[JobOut])
 def list_jobs(session: SessionDep, _: UserDep, type: JobType | None = None, state: JobState | None = None,
-              name: str | None = None, model_id: str | None = None,
+              name: str | None = None, model_id: str | None = None, device_id: str | None = None,
               offset: Annotated[int, Query(ge=0)] = 0,
               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[JobOut]:
-    return service.list_page(session, type=type, state=state, name=name, model_id=model_id, offset=offset,
-                             limit=limit)
+    return service.list_page(session, type=type, state=state, name=name, model_id=model_id, device_id=device_id,
+                             offset=offset, limit=limit)
 
 
 @router.get("/{job_id}", response_model=JobOut)

@@ -21,8 +21,10 @@ def add_event(session: Session, job: Job, state: JobState, message: str = "", at
 
 
 def page(session: Session, *, type: str | None, state: str | None, name: str | None, model_id: str | None,
-         offset: int, limit: int) -> tuple[list[Job], int]:
+         offset: int, limit: int, device_id: str | None = None) -> tuple[list[Job], int]:
     query = select(Job)
+    if device_id:
+        query = query.where(Job.device_id == device_id)
     if type:
         query = query.where(Job.type == type)
     if state:

@@ -41,10 +41,18 @@ def get(session: Session, job_id: str) -> Job:
 
 
 def list_page(session: Session, *, type: JobType | None, state: JobState | None, name: str | None,
-              model_id: str | None, offset: int, limit: int) -> Page[JobOut]:
+              model_id: str | None, offset: int, limit: int, device_id: str | None = None) -> Page[JobOut]:
     rows, total = repository.page(session, type=type.value if type else None, state=state.value if state else None,
-                                  name=name, model_id=model_id, offset=offset, limit=limit)
+                                  name=name, model_id=model_id, device_id=device_id, offset=offset, limit=limit)
     return Page[JobOut](items=[to_out(j) for j in rows], total=total, offset=offset, limit=limit)
+
+
+def queue_positions(session: Session) -> dict[str, int]:
+    """Where each waiting job stands (1 = next): compile jobs in the workers' queue, device jobs in the devices'."""
+    positions: dict[str, int] = {}
+    for types in ((JobType.COMPILE.value,), (JobType.PROFILE.value, JobType.INFERENCE.value)):
+        positions.update({job.id: i for i, job in enumerate(repository.queued(session, types, limit=1000), 1)})
+    return positions
 
 
 def transition(session: Session, job: Job, state: JobState, message: str = "") -> None:
