@@ -180,6 +180,12 @@ def test_jobs_go_live_to_success_and_the_profile_page_shows_the_measured_numbers
         page.goto(f"{farm.url}/jobs/{inference.id}")
         outputs = page.locator("#outputs").inner_text()
         assert all(name in outputs for name in inference.result.outputs)
+        for name, samples in inference.download_output_data().items():  # the summary is of the real outputs
+            values = np.stack(samples)
+            row = page.locator("#outputs tbody tr", has_text=name)
+            for key, expected in (("min", values.min()), ("max", values.max()), ("mean", values.mean())):
+                shown = float(row.locator(f"td[data-stat='{key}']").inner_text())
+                assert shown == pytest.approx(float(expected), rel=1e-3, abs=1e-6)
         screenshot(page, "job-inference")
 
         page.goto(f"{farm.url}/devices")

@@ -138,7 +138,7 @@ def _device_name(session, settings, job: JobOut) -> str:
 
 
 @router.get("/jobs/{job_id}")
-def job_page(job_id: str, request: Request, session: SessionDep, settings: SettingsDep,
+def job_page(job_id: str, request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep,
              user: PageUserDep) -> Response:
     if user is None:
         return _to_login(request)
@@ -150,8 +150,12 @@ def job_page(job_id: str, request: Request, session: SessionDep, settings: Setti
     target = models.to_out(models.get(session, job.target_model_id)) if job.target_model_id else None
     result = job.result or {}
     profile = views.profile_view(result) if job.type == JobType.PROFILE and "execution_summary" in result else None
+    outputs = None
+    if job.type == JobType.INFERENCE and result.get("output_dataset_id"):
+        dataset = datasets.get(session, result["output_dataset_id"])
+        outputs = views.output_stats(store.path(dataset.sha256))
     return _render(request, "job.html", user=user, job=job, model=model, target=target, result=result,
-                   profile=profile, ran_on=_device_name(session, settings, job),
+                   profile=profile, output_stats=outputs, ran_on=_device_name(session, settings, job),
                    log_tail=views.log_tail(result.get("log")),
                    label_and_time=views.timing(job))
 

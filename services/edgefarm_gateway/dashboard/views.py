@@ -108,3 +108,20 @@ def pools(devices: list[DeviceOut]) -> list[dict[str, Any]]:
              "online": sum(d.state != "offline" for d in members),
              "busy": sum(d.state == "busy" for d in members)}
             for name, members in sorted(grouped.items())]
+
+
+def output_stats(npz_path, max_bytes: int = 256 * 1024**2) -> dict[str, dict[str, float]]:
+    """min / max / mean / std of each output over all samples, read with allow_pickle=False. Outputs too large
+    to summarise on a page request are left out (the download still has them)."""
+    import numpy as np
+
+    stats: dict[str, dict[str, float]] = {}
+    with np.load(npz_path, allow_pickle=False) as archive:
+        for name in archive.files:
+            values = archive[name]
+            if values.nbytes > max_bytes:
+                continue
+            values = values.astype(np.float64)
+            stats[name] = {"min": float(values.min()), "max": float(values.max()), "mean": float(values.mean()),
+                           "std": float(values.std())}
+    return stats
