@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from edgefarm_gateway.agents.endpoints import router as agents_router
+from edgefarm_gateway.dashboard.session import session_secret
 from edgefarm_gateway.dashboard.endpoints import STATIC_DIR as DASHBOARD_STATIC, router as dashboard_router
 from edgefarm_gateway.datasets.endpoints import router as datasets_router
 from edgefarm_gateway.db import Database
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.state.store = ArtifactStore(settings.artifacts_path)
     app.state.celery = make_celery(settings)
     app.state.notifier = JobNotifier()
+    app.state.session_key = session_secret(settings)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
 

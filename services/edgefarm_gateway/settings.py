@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     broker_key_prefix: str = Field(default="", description="prefix for every Redis key, to share one Redis")
     artifact_dir: Path | None = Field(default=None, description="artifact store; default: data_dir/artifacts")
 
+    # Signs dashboard session cookies. Give every gateway of a farm the same one; default: made once per data dir.
+    session_secret: str = Field(default="", repr=False)
+
     max_model_bytes: int = 2 * GiB
     max_dataset_bytes: int = 2 * GiB
     max_json_bytes: int = 4 * 1024**2

@@ -74,3 +74,33 @@ def test_after_sign_in_the_user_goes_back_only_to_a_page_of_this_site():
     assert _safe_next("/jobs/j1?tab=ops") == "/jobs/j1?tab=ops"
     for elsewhere in ("https://evil.example", "//evil.example", "/\\evil.example", "", None):
         assert _safe_next(elsewhere) == "/jobs"
+
+
+def test_a_cookie_made_from_the_database_alone_is_refused(gateway, tmp_path):
+    """The cookie's MAC needs the gateway's session secret: a stolen copy of the token table cannot forge one."""
+    import hashlib
+    import hmac
+    import time
+
+    import httpx
+
+    from edgefarm_gateway.dashboard.session import COOKIE, session_secret
+    from edgefarm_gateway.settings import Settings
+
+    admin = {"Authorization": f"Bearer {gateway.admin_token}"}
+    token_id = next(t["id"] for t in httpx.get(f"{gateway.url}/api/v1/tokens", headers=admin).json()
+                    if t["role"] == "admin")
+    token_hash = hashlib.sha256(gateway.admin_token.encode()).hexdigest()
+    issued = int(time.time())
+    forged_mac = hmac.new(token_hash.encode(), f"dashboard:{token_id}.{issued}".encode(), hashlib.sha256).hexdigest()
+    forged = httpx.get(f"{gateway.url}/jobs", cookies={COOKIE: f"{token_id}.{issued}.{forged_mac}"})
+    assert forged.status_code in (302, 303, 307) and "/login" in forged.headers["location"]
+
+    key = session_secret(Settings(data_dir=gateway.data_dir))  # the gateway's own secret signs a valid one
+    mac = hmac.new(key + token_hash.encode(), f"dashboard:{token_id}.{issued}".encode(), hashlib.sha256).hexdigest()
+    signed = httpx.get(f"{gateway.url}/jobs", cookies={COOKIE: f"{token_id}.{issued}.{mac}"})
+    assert signed.status_code == 200
+
+    settings = Settings(data_dir=tmp_path)
+    assert session_secret(settings) == session_secret(settings)  # made once, then kept
+    assert (tmp_path / "session-secret").stat().st_mode & 0o777 == 0o600

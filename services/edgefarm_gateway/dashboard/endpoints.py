@@ -68,7 +68,7 @@ def login_page(request: Request, user: PageUserDep, next: str | None = None) -> 
 def login(request: Request, session: SessionDep, token: Annotated[str, Form()] = "",
           next: Annotated[str, Form()] = "/jobs") -> Response:
     try:
-        cookie = open_session(session, token)
+        cookie = open_session(session, request.app.state.session_key, token)
     except LoginRefused as exc:
         return _render(request, "login.html", status_code=401, next=_safe_next(next), error=str(exc), user=None)
     response = RedirectResponse(_safe_next(next), status_code=303)
