@@ -843,6 +843,7 @@ def up(
     console.print(f"[green]EdgeFarm is up[/green] at {url}  ({workers} compile worker(s){device}; "
                   f"logs in {farm.log_dir})")
     console.print(f"admin token: {token}  ({where})")
+    console.print(f"dashboard: {url}/  (sign in with the token)")
     console.print("Ctrl-C stops the farm.")
     stopped = watch(farm)
     farm.stop()
