@@ -75,6 +75,16 @@ def read_npz(path: str | Path | IO[bytes]) -> dict[str, list[NDArray[Any]]]:
         return {name: list(archive[name]) for name in archive.files}
 
 
+def npy_header(file: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a .npy stream from its header alone: the data stays unread. Versions 2.0/3.0 differ
+    from 1.0 only in the header's length field. ValueError for something that is not a .npy."""
+    if np.lib.format.read_magic(file) == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+    return shape, dtype
+
+
 def describe_npz(path: str | Path) -> dict[str, tuple[int, tuple[int, ...], str]]:
     """{name: (count, sample_shape, dtype)} without loading the data, to check a file before uploading it."""
     described: dict[str, tuple[int, tuple[int, ...], str]] = {}
@@ -83,11 +93,7 @@ def describe_npz(path: str | Path) -> dict[str, tuple[int, tuple[int, ...], str]
             if not info.filename.endswith(".npy"):
                 continue
             with archive.open(info) as member:
-                # Header only: the data stays on disk. Versions 2.0/3.0 differ from 1.0 only in header length.
-                if np.lib.format.read_magic(member) == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
-                else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                shape, dtype = npy_header(member)
             if dtype.hasobject or not shape:
                 raise ValueError(
                     f"{path}: array {info.filename[:-4]!r} is {dtype}{list(shape)}; "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefarm.datasets import npy_header
 from edgefarm.wire import DatasetEntry
 from edgefarm_gateway.errors import BadRequest, PayloadTooLarge
 
@@ -49,11 +50,7 @@ def inspect_dataset(path: Path, *, max_bytes: int) -> dict[str, DatasetEntry]:
 
 def _read_header(f, name: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        shape, dtype = npy_header(f)
     except ValueError as exc:
         raise BadRequest(f"array {name!r} is not a valid .npy: {exc}") from None
     if dtype.hasobject:
