@@ -4,6 +4,7 @@ device agent running LiteRT / ONNX Runtime on this machine's CPU, on every backe
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import secrets
 import signal
 import time
@@ -30,6 +31,17 @@ def start_agent(farm, pool: str, serial: str = "cpu-0", name: str | None = None)
     return farm.farm.start_agent(config, name=name)
 
 
+@contextmanager
+def host_device(farm):
+    """A fresh pool with one host-CPU device, served by its own agent for the length of the block."""
+    pool = f"Host CPU {secrets.token_hex(2)}"
+    agent = start_agent(farm, pool)
+    try:
+        yield pool
+    finally:
+        stop(farm, agent)
+
+
 def stop(farm, process, sig=signal.SIGTERM) -> None:
     os.killpg(process.popen.pid, sig)
     process.popen.wait(60)
@@ -48,9 +60,7 @@ def calibration(n: int = 32) -> dict[str, list[np.ndarray]]:
 
 
 def test_compile_profile_and_infer_on_the_host_device(farm, client, segmenter):
-    pool = f"Host CPU {secrets.token_hex(2)}"
-    agent = start_agent(farm, pool)
-    try:
+    with host_device(farm) as pool:
         device = ef.Device(pool)
         compiled = client.jobs.submit_compile(segmenter, device, name="seg-int8", calibration_data=calibration(),
                                               options="--quantize_full_type int8 --quantize_io")
@@ -77,21 +87,15 @@ def test_compile_profile_and_infer_on_the_host_device(farm, client, segmenter):
                  for got, image in zip(masks, images)]
         assert np.mean(agree) >= 0.99  # INT8 on the device vs the FP32 source, thresholded masks
         assert any("int8" in c for c in inference.result.conversions)
-    finally:
-        stop(farm, agent)
 
 
 def test_onnx_runtime_profile_has_per_node_times(farm, client, segmenter):
-    pool = f"Host CPU {secrets.token_hex(2)}"
-    agent = start_agent(farm, pool)
-    try:
+    with host_device(farm) as pool:
         job = client.jobs.submit_profile(segmenter, ef.Device(pool), options="--max_profiler_iterations 10")
         profile = job.download_profile()
         assert profile["runtime"].startswith("onnxruntime")
         timed = [op for op in profile["execution_detail"] if op["execution_time"]]
         assert timed and {op["type"] for op in timed} & {"Conv", "FusedConv"}
-    finally:
-        stop(farm, agent)
 
 
 def test_two_agents_get_only_their_own_jobs(farm, client, segmenter):
@@ -143,22 +147,16 @@ def test_a_restarted_agent_registers_its_devices_once(farm, client):
 
 
 def test_a_job_the_device_cannot_run_fails_with_the_reason(farm, client, segmenter):
-    pool = f"Host CPU {secrets.token_hex(2)}"
-    agent = start_agent(farm, pool)
-    try:
+    with host_device(farm) as pool:
         job = client.jobs.submit_profile(segmenter, ef.Device(pool), options="--compute_unit gpu")
         status = job.wait(timeout=60)
         assert status.failure
         assert f"device '{pool}'" in status.message and "--compute_unit gpu" in status.message
         assert client.devices.list(name=pool)[0].state == "online"  # the device is free again
-    finally:
-        stop(farm, agent)
 
 
 def test_cancelling_a_running_job_stops_it_on_the_device(farm, client, segmenter):
-    pool = f"Host CPU {secrets.token_hex(2)}"
-    agent = start_agent(farm, pool)
-    try:
+    with host_device(farm) as pool:
         job = client.jobs.submit_profile(segmenter, ef.Device(pool),
                                          options="--max_profiler_iterations 100000000 --max_profiler_time 120")
         wait_until_measuring(job)
@@ -169,8 +167,6 @@ def test_cancelling_a_running_job_stops_it_on_the_device(farm, client, segmenter
         assert follow_up.wait(timeout=60).success
         assert time.monotonic() < deadline + 60
         assert job.refresh().state == JobState.CANCELLED and job.data.result is None
-    finally:
-        stop(farm, agent)
 
 
 def test_sigterm_fails_a_job_that_outlives_the_grace_period_and_exits_0(farm, client, segmenter, tmp_path):
