@@ -293,3 +293,21 @@ def test_inference_outputs_may_be_as_large_as_a_dataset(gateway, api):
         files={"outputs": ("outputs.npz", big)})
     assert posted.status_code == 204, posted.text
     assert api.get(f"/jobs/{job['id']}").json()["state"] == "SUCCESS"
+
+
+def test_a_long_poll_whose_agent_has_gone_takes_no_job(gateway, api):
+    """An agent that dies while its lease request waits must not be handed the next job (it would sit out
+    the whole lease before anyone else could run it)."""
+    name = pool()
+    agent = agent_client(gateway, api)
+    registered = register(agent, f"lab-{secrets.token_hex(3)}", [(name, "s1")])
+    with pytest.raises(httpx.ReadTimeout):  # the agent gives up on its poll and closes the connection
+        agent.post("/agent/lease", timeout=0.5, json={"agent_id": registered["agent_id"], "wait_seconds": 20,
+                                                      "device_ids": [registered["devices"][0]["id"]]})
+    agent.close()
+    time.sleep(0.5)
+    model = upload(api, conv_onnx(seed=29)).json()
+    job = api.post("/jobs/profile", json={"model_id": model["id"], "device": {"name": name}}).json()
+    time.sleep(1.5)  # the abandoned poll wakes on the new job, and must see its agent gone
+    assert api.get(f"/jobs/{job['id']}").json()["state"] == "CREATED"
+    api.post(f"/jobs/{job['id']}/cancel")

@@ -49,9 +49,12 @@ async def lease(body: LeaseIn, request: Request, agent: AgentDep) -> Lease | Res
 
     deadline = time.monotonic() + body.wait_seconds
     while True:
+        # Checked before each attempt: a job leased to an agent that has gone would sit out its lease.
+        if await request.is_disconnected():
+            return Response(status_code=204)
         granted = await run_in_threadpool(attempt)
         remaining = deadline - time.monotonic()
-        if granted is not None or remaining <= 0 or await request.is_disconnected():
+        if granted is not None or remaining <= 0:
             return granted or Response(status_code=204)
         await notifier.wait(min(remaining, 1.0))
 
