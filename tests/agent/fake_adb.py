@@ -8,11 +8,27 @@ The transport hands each complete ADB message to `FakePhone`, which answers as a
 - CNXN → AUTH TOKEN; an AUTH SIGNATURE made with an authorised key → CNXN; otherwise AUTH TOKEN again; the
   public key (AUTH RSAPUBLICKEY) → CNXN only if `accept_new_keys` (the person at the phone tapped "Allow"),
   else nothing, so the host times out waiting as it would in front of an unanswered prompt;
-- OPEN "sync:" → FileSync SEND/DATA/DONE into `files`; OPEN "shell:…" → a tiny shell over `files` (getprop,
-  dumpsys, grep -H ., mkdir -p, chmod, rm -rf, `cd DIR && … ./benchmark_model …; echo __EXIT__$?`).
+- OPEN "sync:" → FileSync as adbd speaks it (file_sync_service.cpp): SEND/DATA/DONE into `files` (answered OKAY,
+  or FAIL when the directory is missing); RECV → the file as DATA packets of at most 64 KiB, then DONE, or
+  FAIL "open failed: No such file or directory" and the stream closed; STAT → mode, size, mtime (zeros when
+  missing);
+- OPEN "shell:…" → a tiny shell over `files`: getprop, dumpsys, grep -H ., mkdir -p, chmod, rm -rf/-f, echo,
+  `A && B && …` chains (stopping at the first failure, each command's output its own WRTE), `cd DIR`,
+  `NAME=value ./benchmark_model … 2>&1`, and `; echo __EXIT__$?`.
 
-`benchmark_model` "runs" by printing RECORDED output (tests/agent/data/benchmark_model/) and exiting with
-`benchmark_exit`; `disconnect_during_benchmark` drops the connection mid-run instead.
+THE FAKE benchmark_model:
+- a profile run (no --input_layer / --output_filepath) prints RECORDED output (tests/agent/data/benchmark_model/)
+  and exits with `benchmark_exit`;
+- an inference run is a STAND-IN, not the real tool: it parses --input_layer, --input_layer_shape and
+  --input_layer_value_files (with the '::' escape of SplitInputLayerNameAndValueFile), enforces what the real
+  one enforces (as many names as the model has inputs, each file exactly the resized tensor's bytes, else a
+  FATAL abort, exit 134; a name that differs from the tensor's only warns, as the real one does), runs the
+  pushed model with LiteRT's Python interpreter ON THIS MACHINE, and writes every output tensor's bytes,
+  concatenated in the interpreter's output order, to --output_filepath (what OutputSaver does). With
+  `benchmark_writes_outputs = False` it plays a build older than TFLite 2.14: the flag is unknown, only warned
+  about, and no file is written;
+- run number `failing_run` (0-based, counting every benchmark_model run) prints `benchmark_output` and exits
+  with `benchmark_exit` instead; `disconnect_during_benchmark` drops the connection mid-run.
 """
 
 from __future__ import annotations
@@ -23,6 +39,8 @@ import shlex
 import struct
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from adb_shell import constants
 from adb_shell.adb_message import AdbMessage
 from adb_shell.auth.sign_cryptography import CryptographySigner
@@ -30,6 +48,8 @@ from adb_shell.transport.base_transport import BaseTransport
 
 HEADER = struct.calcsize(constants.MESSAGE_FORMAT)
 TOKEN = b"\x5a" * 20  # adbd sends 20 random bytes to sign; fixed here so signatures can be compared
+SYNC_DATA_MAX = 64 * 1024  # adbd's largest FileSync DATA packet
+ABORTED = 134  # 128 + SIGABRT: what TFLITE_LOG(FATAL) and a failed TFLITE_TOOLS_CHECK end with
 
 PIXEL_PROPS = {
     "ro.product.model": "Pixel 8",
@@ -82,9 +102,12 @@ class FakePhone:
     modes: dict[str, int] = field(default_factory=dict)
     benchmark_output: str = ""
     benchmark_exit: int = 0
+    benchmark_writes_outputs: bool = True  # False: a benchmark_model older than --output_filepath (TFLite 2.14)
+    failing_run: int | None = None  # this benchmark_model run prints benchmark_output and exits benchmark_exit
     disconnect_during_benchmark: bool = False
     commands: list[str] = field(default_factory=list)  # every shell command, in order
-    benchmark_argv: list[str] = field(default_factory=list)
+    benchmark_argv: list[str] = field(default_factory=list)  # the last run's
+    benchmark_runs: list[list[str]] = field(default_factory=list)  # every run's argv, in order
     read_timeouts: list[float | None] = field(default_factory=list)  # transport_timeout_s of each bulk_read
     connected: bool = False
     _outbox: bytearray = field(default_factory=bytearray)
@@ -136,10 +159,14 @@ class FakePhone:
             return
         service, _, command = destination.partition(":")
         assert service == "shell", destination
-        output = self.shell(command)
-        for start in range(0, len(output), 64 * 1024):
-            self.send(constants.WRTE, remote_id, local_id, output[start:start + 64 * 1024])
+        for output in self.shell(command):
+            for start in range(0, len(output), 64 * 1024):
+                self.send(constants.WRTE, remote_id, local_id, output[start:start + 64 * 1024])
         self.send(constants.CLSE, remote_id, local_id)
+
+    def _sync_reply(self, remote_id: int, local_id: int, command: bytes, data: bytes = b"") -> None:
+        """One FileSync packet from adbd: `<2I` id and data length, then the data (DATA, DONE, FAIL, OKAY)."""
+        self.send(constants.WRTE, remote_id, local_id, struct.pack("<2I", _wire(command), len(data)) + data)
 
     def _sync_data(self, remote_id: int, local_id: int, data: bytes) -> None:
         stream = self._streams.get(remote_id)
@@ -171,29 +198,77 @@ class FakePhone:
                 stream["path"], stream["mode"], stream["content"] = path, int(mode) & 0o777, bytearray()
             elif command == constants.DATA:
                 stream["content"] += payload
+            elif command == constants.RECV:
+                self._recv(remote_id, local_id, payload.decode())
+                return
+            elif command == constants.STAT:  # `<4I` id, mode, size, mtime: all zeros for a missing file
+                path = payload.decode()
+                mode, size, mtime = ((0o100000 | self.modes.get(path, 0o644), len(self.files[path]), 1_700_000_000)
+                                     if path in self.files else (0, 0, 0))
+                self.send(constants.WRTE, remote_id, local_id,
+                          struct.pack("<4I", _wire(constants.STAT), mode, size, mtime))
+
+    def _recv(self, remote_id: int, local_id: int, path: str) -> None:
+        """adbd's do_recv: the file in DATA packets, then DONE; a missing file is FAIL, and the service ends."""
+        if path not in self.files:
+            self._sync_reply(remote_id, local_id, constants.FAIL, b"open failed: No such file or directory")
+            self._streams.pop(remote_id, None)
+            self.send(constants.CLSE, remote_id, local_id)
+            return
+        content = self.files[path]
+        for start in range(0, len(content), SYNC_DATA_MAX):
+            chunk = content[start:start + SYNC_DATA_MAX]
+            self._sync_reply(remote_id, local_id, constants.DATA, chunk)
+        self._sync_reply(remote_id, local_id, constants.DONE)
 
     # -- the shell ---------------------------------------------------------------------------------------
 
     def directories(self) -> set[str]:
         return {path.rsplit("/", 1)[0] for path in self.files} | set(self._dirs)
 
-    def shell(self, command: str) -> bytes:
+    def shell(self, command: str) -> list[bytes]:
+        """The outputs of the command, one chunk per command of an `&&` chain."""
         self.commands.append(command)
         exit_marker = re.search(r";\s*echo __EXIT__\$\?\s*$", command)
         body = command[:exit_marker.start()] if exit_marker else command
-        output, status = self._run(body.strip())
+        outputs, status = self._run_chain(shlex.split(body))
         if exit_marker:
-            output += f"__EXIT__{status}\n"
-        return output.encode()
+            outputs.append(f"__EXIT__{status}\n")
+        return [output.encode() for output in outputs if output]
 
-    def _run(self, command: str) -> tuple[str, int]:
-        if command == "getprop":
+    def _run_chain(self, words: list[str]) -> tuple[list[str], int]:
+        outputs, status, cwd = [], 0, "/"
+        commands: list[list[str]] = [[]]
+        for word in words:
+            if word == "&&":
+                commands.append([])
+            else:
+                commands[-1].append(word)
+        for command in commands:
+            if command[0] == "cd":
+                cwd = command[1]
+                output, status = ("", 0) if cwd in self.directories() else (f"cd: {cwd}: No such file or directory\n",
+                                                                            2)
+            else:
+                output, status = self._run(command, cwd)
+            outputs.append(output)
+            if status != 0:
+                break
+        return outputs, status
+
+    def _run(self, words: list[str], cwd: str) -> tuple[str, int]:
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):  # NAME=value before a command
+            words = words[1:]
+        if words[-1] == "2>&1":
+            words = words[:-1]
+        if words == ["getprop"]:
             return "".join(f"[{k}]: [{v}]\n" for k, v in self.props.items()), 0
-        if command == "dumpsys battery":
+        if words == ["dumpsys", "battery"]:
             return DUMPSYS_BATTERY, 0
-        if command == "dumpsys thermalservice":
+        if words == ["dumpsys", "thermalservice"]:
             return DUMPSYS_THERMAL, 0
-        words = shlex.split(command)
+        if words[0] == "echo":
+            return " ".join(words[1:]) + "\n", 0
         if words[:2] == ["grep", "-H"]:
             lines = [f"{path}:{self.files[path].decode().strip()}\n" for pattern in words[3:]
                      for path in sorted(self.files) if fnmatch.fnmatch(path, pattern)]
@@ -209,13 +284,13 @@ class FakePhone:
                     return f"chmod: {path}: No such file or directory\n", 1
                 self.modes[path] = int(words[1], 8)
             return "", 0
-        if words[:2] == ["rm", "-rf"]:
+        if words[0] == "rm" and words[1] in ("-rf", "-f"):
             for root in words[2:]:
                 self.files = {p: c for p, c in self.files.items() if not (p == root or p.startswith(root + "/"))}
                 self._dirs = {d for d in self._dirs if not (d == root or d.startswith(root + "/"))}
             return "", 0
-        if words[0] == "cd" and "./benchmark_model" in words:
-            return self._benchmark(words[1], words[words.index("./benchmark_model") + 1:])
+        if words[0] == "./benchmark_model":
+            return self._benchmark(cwd, words[1:])
         return f"/system/bin/sh: {words[0]}: inaccessible or not found\n", 127
 
     def _benchmark(self, directory: str, argv: list[str]) -> tuple[str, int]:
@@ -228,9 +303,105 @@ class FakePhone:
         if graph not in self.files:
             return f"ERROR: Could not open '{graph}'.\n", 1
         self.benchmark_argv = argv
+        self.benchmark_runs.append(argv)
         if self.disconnect_during_benchmark:
             raise PhoneGone("Connection reset by peer")
-        return self.benchmark_output, self.benchmark_exit
+        flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+        if len(self.benchmark_runs) - 1 == self.failing_run or not {"input_layer", "output_filepath"} & set(flags):
+            return self.benchmark_output, self.benchmark_exit
+        return StandInBenchmark(self, directory, flags).run()
+
+
+class StandInBenchmark:
+    """THE FAKE benchmark_model's inference run (see the module docstring): LiteRT on this machine, fed and
+    read the way the real tool's flags say."""
+
+    def __init__(self, phone: FakePhone, directory: str, flags: dict[str, str]) -> None:
+        self.phone, self.directory, self.flags = phone, directory, flags
+        self.log = [f"INFO: Graph: [{flags['graph']}]", f"INFO: Loaded model {flags['graph']}"]
+
+    def run(self) -> tuple[str, int]:
+        from ai_edge_litert.interpreter import Interpreter  # only the FAKE phone runs a model on this machine
+
+        interpreter = Interpreter(model_content=self.phone.files[self.flags["graph"]])
+        names = _split(self.flags.get("input_layer", ""), ",")
+        shapes = _split(self.flags.get("input_layer_shape", ""), ":")
+        if len(names) != len(shapes):
+            return self.done(f"ERROR: The number of items in --input_layer_shape ({len(shapes)}) must match the "
+                             f"number of items in --input_layer ({len(names)})", 1)
+        details = interpreter.get_input_details()
+        if names and len(names) != len(details):
+            return self.done(f"ERROR: Inputs mismatch: Model inputs #:{len(names)} expected: {len(details)}",
+                             ABORTED)
+        files = {}
+        for item in _split(self.flags.get("input_layer_value_files", ""), ","):
+            if (pair := split_input_layer_name_and_value_file(item)) is None:
+                return self.done(f"ERROR: Wrong input value file item specified: {item}", 1)
+            name, path = pair
+            if name not in names:
+                return self.done(f"ERROR: Cannot find the corresponding input_layer name({name}) in --input_layer "
+                                 f"as {self.flags['input_layer']}", ABORTED)
+            files[name] = self.path(path)
+        for name, shape, detail in zip(names, shapes, details):
+            if name != detail["name"]:  # the real tool only warns, and runs on
+                self.log.append(f"WARNING: Tensor # {detail['index']} is named {detail['name']} but flags call it "
+                                f"{name}")
+            interpreter.resize_tensor_input(detail["index"], [int(n) for n in _split(shape, ",")])
+        interpreter.allocate_tensors()
+        for name, detail in zip(names, interpreter.get_input_details()):
+            data = self.phone.files.get(files.get(name, ""))
+            size = int(np.prod(detail["shape"])) * np.dtype(detail["dtype"]).itemsize
+            if data is None:
+                return self.done(f"ERROR: Failed to read the input_layer_value_file:{files.get(name)}", ABORTED)
+            if len(data) != size:
+                return self.done(f"ERROR: The size of {files[name]} is {len(data)} bytes. It should be {size} bytes.",
+                                 ABORTED)
+            interpreter.set_tensor(detail["index"], np.frombuffer(data, detail["dtype"]).reshape(detail["shape"]))
+        self.log.append("INFO: Running benchmark for at least 1 iterations and at least 0 seconds but terminate if "
+                        "exceeding 150 seconds.")
+        interpreter.invoke()
+        self.log.append("INFO: count=1 curr=1234")
+        self.save(b"".join(interpreter.get_tensor(d["index"]).tobytes() for d in interpreter.get_output_details()))
+        return self.done("INFO: Inference timings in us: Init: 5000, First inference: 1234", 0)
+
+    def save(self, outputs: bytes) -> None:
+        if "output_filepath" not in self.flags:
+            return
+        if not self.phone.benchmark_writes_outputs:  # a build before TFLite 2.14 does not know the flag
+            self.log.insert(0, f"WARN: Unconsumed cmdline flags: --output_filepath={self.flags['output_filepath']}")
+            return
+        path = self.path(self.flags["output_filepath"])
+        if path.rsplit("/", 1)[0] in self.phone.directories():  # an ofstream that cannot open writes nothing
+            self.phone.files[path] = outputs
+
+    def path(self, path: str) -> str:
+        return path if path.startswith("/") else f"{self.directory}/{path}"
+
+    def done(self, last: str, status: int) -> tuple[str, int]:
+        return "\n".join([*self.log, last]) + "\n", status
+
+
+def split_input_layer_name_and_value_file(item: str) -> tuple[str, str] | None:
+    """benchmark_model's SplitInputLayerNameAndValueFile: the one ':' not doubled splits; '::' means ':'.
+    None where the real one fails (no delimiter, or more than one)."""
+    delimiter = -1
+    i = 0
+    while i < len(item) - 1:
+        if item[i] == ":":
+            if item[i + 1] == ":":
+                i += 1
+            elif delimiter == -1:
+                delimiter = i
+            else:
+                return None
+        i += 1
+    if delimiter == -1:
+        return None
+    return item[:delimiter].replace("::", ":"), item[delimiter + 1:].replace("::", ":")
+
+
+def _split(text: str, separator: str) -> list[str]:
+    return text.split(separator) if text else []
 
 
 def _wire(command: bytes) -> int:

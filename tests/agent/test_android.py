@@ -1,23 +1,34 @@
 """The Android backend end to end over a FAKE ADB (tests/agent/fake_adb.py): only adb-shell's TCP transport is
-replaced; the real AdbDeviceTcp, the ADB protocol (CNXN/AUTH/OPEN/WRTE/OKAY/CLSE), FileSync push and everything
-in the backend run as in production. benchmark_model "runs" by printing recorded outputs from
-tests/agent/data/benchmark_model/."""
+replaced; the real AdbDeviceTcp, the ADB protocol (CNXN/AUTH/OPEN/WRTE/OKAY/CLSE), FileSync push and pull and
+everything in the backend run as in production. benchmark_model "runs" a profile by printing recorded outputs
+from tests/agent/data/benchmark_model/, and an inference by a STAND-IN that runs the pushed model with LiteRT on
+this machine from the pushed input files (see fake_adb.py)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+import flatbuffers
+import numpy as np
 import pytest
 from adb_shell.auth.keygen import keygen
-from edgefarm.wire import JobType
-from edgefarm_agent.backends import Job, JobCancelled, JobFailure, JobSpec, build_backend
-from edgefarm_agent.backends.android import AndroidBackend, describe_phone, parse_dumpsys_battery
+from ai_edge_litert import schema_py_generated as schema
+from edgefarm.datasets import write_npz
+from edgefarm.tensors import from_target, to_target
+from edgefarm.wire import CompileResult, JobType
+from edgefarm_agent.backends import InferenceOutcome, Job, JobCancelled, JobFailure, JobSpec, build_backend
+from edgefarm_agent.backends.adb import describe_phone, parse_dumpsys_battery
+from edgefarm_agent.backends.android import AndroidBackend
+from edgefarm_agent.backends.tflite_io import read_tflite_io
 from edgefarm_agent.backends.benchmark_output import MIB
 from edgefarm_agent.config import ConfigError, DeviceConfig, parse_config
 
-from tests.agent.fake_adb import DUMPSYS_BATTERY, PIXEL_PROPS, FakeAdbTransport, FakePhone
+from tests.agent.conftest import Models, images
+from tests.agent.fake_adb import DUMPSYS_BATTERY, PIXEL_PROPS, FakeAdbTransport, FakePhone, StandInBenchmark
 
 DATA = Path(__file__).parent / "data" / "benchmark_model"
 REMOTE = "/data/local/tmp/edgefarm"
@@ -246,10 +257,11 @@ def test_an_unreachable_phone_says_how_to_reach_it(adb_key, tools, monkeypatch, 
 
 def test_jobs_the_phone_cannot_run_are_refused_before_download(phone, tools, adb_key):
     backend = build_backend(android_device(tools, adb_key))
-    with pytest.raises(JobFailure, match="inference on Android is not done yet"):
-        backend.check(JobSpec(JobType.INFERENCE, "tflite"))
+    backend.check(JobSpec(JobType.INFERENCE, "tflite", "--compute_unit gpu"))  # inference is welcome
     with pytest.raises(JobFailure, match="runs .tflite models with benchmark_model, not onnx"):
         backend.check(JobSpec(JobType.PROFILE, "onnx"))
+    with pytest.raises(JobFailure, match="runs .tflite models with benchmark_model, not onnx"):
+        backend.check(JobSpec(JobType.INFERENCE, "onnx"))
     with pytest.raises(JobFailure, match="no external delegate configured"):
         backend.check(JobSpec(JobType.PROFILE, "tflite", "--tflite_delegates external"))
 
@@ -316,3 +328,251 @@ benchmark_model = "{tools / 'benchmark_model'}"
     (spec,) = client.body.devices
     assert spec.os == "Android 14"
     assert {"chipset:tensor-g3", "abi:arm64-v8a", "framework:tflite"} <= set(spec.attributes)
+
+
+# -- inference ------------------------------------------------------------------------------------------------
+
+
+def rewrite_tflite(data: bytes, edit: Callable[[schema.ModelT], None]) -> bytes:
+    """A .tflite changed through the flatbuffer's object API (renamed tensors, added signatures)."""
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    edit(model)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+@pytest.fixture(scope="session")
+def two_inputs(tmp_path_factory) -> Path:
+    """A float model uploaded as is (no compile record): doubled = scale * 2 + 1, tripled = count * 3, with the
+    inputs named "scale:0" (float32 [1, 4]; a ':' benchmark_model must get escaped) and "count" (int32). The
+    converter puts the int32 output first."""
+    import tensorflow as tf
+
+    class Net(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32), tf.TensorSpec([1, 3], tf.int32)])
+        def __call__(self, scale, count):
+            return scale * 2.0 + 1.0, count * 3
+
+    net = Net()
+    data = tf.lite.TFLiteConverter.from_concrete_functions([net.__call__.get_concrete_function()], net).convert()
+
+    def rename(model: schema.ModelT) -> None:
+        subgraph = model.subgraphs[0]
+        for index, name in zip(subgraph.inputs, ("scale:0", "count")):
+            subgraph.tensors[index].name = name
+        for index in subgraph.outputs:
+            tensor = subgraph.tensors[index]
+            tensor.name = "tripled" if tensor.type == schema.TensorType.INT32 else "doubled"
+
+    path = tmp_path_factory.mktemp("two-inputs") / "two_inputs.tflite"
+    path.write_bytes(rewrite_tflite(data, rename))
+    return path
+
+
+def infer(tmp_path: Path, device: DeviceConfig, model: Path, inputs: dict[str, np.ndarray] | None = None, *,
+          compile_result: CompileResult | None = None, options: str = "", cancelled: threading.Event | None = None,
+          progress: Callable[[str], None] | None = None) -> InferenceOutcome:
+    """What the agent does with a leased inference job once its files are here."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    inputs_path = None
+    if inputs is not None:
+        inputs_path = work / "inputs.npz"
+        with inputs_path.open("wb") as file:
+            write_npz(inputs, file)
+    backend = build_backend(device)
+    spec = JobSpec(JobType.INFERENCE, "tflite", options, compile_result)
+    backend.check(spec)
+    job = Job(spec=spec, device=device.spec(), model_path=model, inputs_path=inputs_path, work_dir=work)
+    outcome = backend.run(job, cancelled=cancelled or threading.Event(), progress=progress or (lambda m: None))
+    assert isinstance(outcome, InferenceOutcome)
+    return outcome
+
+
+def interpreter_outputs(path: Path, feeds: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The model run here, directly, for reference."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    for detail, feed in zip(interpreter.get_input_details(), feeds):
+        interpreter.set_tensor(detail["index"], feed)
+    interpreter.invoke()
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+
+
+def test_the_model_tensors_are_read_from_the_flatbuffer(models: Models):
+    record = models.int8.compile_result
+    io = read_tflite_io(models.int8.path)
+    (image,) = io.inputs
+    assert (image.name, image.shape, image.dtype) == (record.target_inputs[0].name, [1, 32, 32, 3], "int8")
+    assert image.quantization == record.target_inputs[0].quantization
+    # the subgraph's output order, which OutputSaver follows: logits first in this model
+    assert [(o.name, o.shape) for o in io.outputs] == [(o.name, o.shape) for o in sorted(
+        record.target_outputs, key=lambda o: len(o.shape))]
+    assert io.signature is None  # one signature, on subgraph 0: benchmark_model's default
+
+
+def test_the_only_signature_picks_the_subgraph_and_is_named_to_benchmark_model(two_inputs, tmp_path):
+    io = read_tflite_io(two_inputs)  # no signature: subgraph 0
+    assert [(i.name, i.dtype) for i in io.inputs] == [("scale:0", "float32"), ("count", "int32")]
+    assert [(o.name, o.dtype, o.quantization) for o in io.outputs] == [("tripled", "int32", None),
+                                                                     ("doubled", "float32", None)]
+    def second_subgraph_signed(model: schema.ModelT) -> None:
+        second = copy.deepcopy(model.subgraphs[0])
+        second.tensors[second.inputs[0]].name = "in the second subgraph"
+        model.subgraphs.append(second)
+        signature = schema.SignatureDefT()
+        signature.signatureKey, signature.subgraphIndex, signature.inputs, signature.outputs = "serving", 1, [], []
+        model.signatureDefs = [signature]
+
+    path = tmp_path / "signed.tflite"
+    path.write_bytes(rewrite_tflite(two_inputs.read_bytes(), second_subgraph_signed))
+    io = read_tflite_io(path)
+    assert io.signature == "serving" and io.inputs[0].name == "in the second subgraph"
+    (tmp_path / "not.tflite").write_bytes(b"PK\x03\x04 a zip")
+    with pytest.raises(JobFailure, match="not a .tflite flatbuffer"):
+        read_tflite_io(tmp_path / "not.tflite")
+
+
+def test_inference_on_an_int8_target_gives_the_source_outputs(phone, tools, adb_key, tmp_path, models: Models):
+    data = images(4, seed=3)
+    record = models.int8.compile_result
+    (image,) = record.target_inputs
+    outcome = infer(tmp_path, android_device(tools, adb_key), models.int8.path, {"image": data},
+                    compile_result=record)
+    with np.load(outcome.outputs_path, allow_pickle=False) as out:
+        assert set(out.files) == {"features", "logits"}
+        assert out["features"].shape == (4, 1, 8, 16, 16) and out["logits"].shape == (4, 1, 2)
+        for i, sample in enumerate(data):
+            # the stand-in ran the pushed bytes: equal to this model run here on the same quantized NHWC input
+            direct = interpreter_outputs(models.int8.path, [to_target(sample, image)])
+            for target in record.target_outputs:
+                np.testing.assert_array_equal(out[target.source_name][i], from_target(direct[target.name], target))
+    q = image.quantization
+    assert f"image → {image.name}: float32 NCHW [1, 3, 32, 32] → int8 NHWC [1, 32, 32, 3] " \
+           f"(scale {q.scale:.6g}, zero point {q.zero_point})" in outcome.conversions
+    assert any(c.startswith(f"{record.target_outputs[0].name} → features: int8 NHWC") for c in outcome.conversions)
+    assert outcome.runtime == "tflite benchmark_model (benchmark_model), XNNPACK delegate"
+    assert len(phone.benchmark_runs) == 4 and "but flags call it" not in outcome.log  # names matched the tensors
+    first = phone.benchmark_runs[0]
+    assert {"--num_runs=1", "--warmup_runs=0", "--min_secs=0", "--warmup_min_secs=0", "--use_xnnpack=true",
+            f"--input_layer={image.name}", "--input_layer_shape=1,32,32,3", "--output_filepath=s0_out.bin",
+            f"--input_layer_value_files={image.name.replace(':', '::')}:s0_in0.bin"} <= set(first)
+    assert not any(a.startswith(("--enable_op_profiling", "--report_peak_memory", "--max_secs")) for a in first)
+    chains = [c for c in phone.commands if "./benchmark_model" in c]
+    assert len(chains) == 1 and chains[0].count(" && ") == 1 + 2 * 4 - 1  # cd, then echo + run per sample
+    assert phone.commands[-1].startswith(f"rm -rf {REMOTE}/job-") and job_dirs(phone) == set()
+
+
+def test_inference_on_a_model_without_a_record_feeds_it_as_given(phone, tools, adb_key, tmp_path, two_inputs,
+                                                                 monkeypatch):
+    monkeypatch.setattr("edgefarm_agent.backends.android.MAX_BATCH_SAMPLES", 2)  # 5 samples: 3 batches
+    rng = np.random.default_rng(0)
+    scale = rng.normal(size=(5, 1, 4))  # float64: narrowed to the input's float32, and said so
+    count = rng.integers(-1000, 1000, size=(5, 1, 3), dtype=np.int32)
+    outcome = infer(tmp_path, android_device(tools, adb_key), two_inputs, {"scale:0": scale, "count": count},
+                    options="--compute_unit gpu")
+    with np.load(outcome.outputs_path, allow_pickle=False) as out:
+        np.testing.assert_allclose(out["doubled"], scale.astype(np.float32) * 2 + 1, rtol=1e-6)
+        np.testing.assert_array_equal(out["tripled"], count * 3)
+        assert out["doubled"].dtype == np.float32 and out["tripled"].dtype == np.int32
+    assert outcome.conversions == ["scale:0: float64 → float32"]
+    assert outcome.runtime.endswith("GPU delegate") and "--use_gpu=true" in phone.benchmark_runs[0]
+    assert {"--input_layer=scale:0,count", "--input_layer_shape=1,4:1,3",
+            "--input_layer_value_files=scale::0:s4_in0.bin,count:s4_in1.bin"} <= set(phone.benchmark_runs[4])
+    assert len([c for c in phone.commands if "./benchmark_model" in c]) == 3
+    removed = [c for c in phone.commands if c.startswith("rm -f ")]
+    assert len(removed) == 3 and "s4_in1.bin" in removed[-1] and "s4_out.bin" in removed[-1]
+    assert job_dirs(phone) == set()
+
+
+def test_inference_without_a_dataset_runs_one_random_sample(phone, tools, adb_key, tmp_path, models: Models):
+    outcome = infer(tmp_path, android_device(tools, adb_key), models.fp32.path,
+                    compile_result=models.fp32.compile_result)
+    with np.load(outcome.outputs_path, allow_pickle=False) as out:
+        assert out["features"].shape == (1, 1, 8, 16, 16) and out["logits"].shape == (1, 1, 2)
+    assert outcome.conversions[0].startswith("no input dataset: one sample of seeded random inputs")
+
+
+def test_a_failing_sample_fails_the_job_with_the_tools_output_and_cleans_up(phone, tools, adb_key, tmp_path,
+                                                                              models: Models):
+    phone.failing_run, phone.benchmark_exit = 1, 1
+    phone.benchmark_output = ("INFO: Loaded model model.tflite\nERROR: Node number 2 (CONV_2D) failed to invoke.\n"
+                              "ERROR: Benchmarking failed.\n")
+    with pytest.raises(JobFailure) as failure:
+        infer(tmp_path, android_device(tools, adb_key), models.int8.path, {"image": images(3, seed=1)},
+              compile_result=models.int8.compile_result)
+    assert "exited with status 1 on sample 2 of 3" in failure.value.reason
+    assert "Node number 2 (CONV_2D) failed to invoke" in failure.value.reason
+    assert "Benchmarking failed." in failure.value.log and "edgefarm: sample 1 of 3" in failure.value.log
+    assert len(phone.benchmark_runs) == 2  # the chain stopped at the failing sample
+    assert job_dirs(phone) == set() and not (tmp_path / "work" / "outputs.npz").exists()
+
+
+def test_a_benchmark_model_without_output_filepath_names_the_cause(phone, tools, adb_key, tmp_path, models: Models,
+                                                                   monkeypatch):
+    phone.benchmark_writes_outputs = False  # a build older than TFLite 2.14
+    device = android_device(tools, adb_key)
+    with pytest.raises(JobFailure) as failure:
+        infer(tmp_path, device, models.int8.path, {"image": images(2, seed=1)},
+              compile_result=models.int8.compile_result)
+    reason = failure.value.reason
+    assert "ran sample 1 but wrote no output file" in reason and "predates --output_filepath" in reason
+    assert "TFLite 2.14 or newer" in reason and str(tools / "benchmark_model") in reason
+    assert "Unconsumed cmdline flags: --output_filepath" in failure.value.log
+    assert job_dirs(phone) == set()
+
+    phone.benchmark_writes_outputs = True
+    save = StandInBenchmark.save
+    monkeypatch.setattr(StandInBenchmark, "save", lambda self, outputs: save(self, outputs[:-5]))  # a short file
+    with pytest.raises(JobFailure) as failure:
+        infer(tmp_path, device, models.int8.path, {"image": images(2, seed=1)},
+              compile_result=models.int8.compile_result)
+    assert f"wrote {2 + 16 * 16 * 8 - 5} bytes of outputs for sample 1, not the {2 + 16 * 16 * 8}" in \
+        failure.value.reason and "predates --output_filepath" in failure.value.reason
+
+
+def test_cancelling_an_inference_stops_it_and_cleans_up(phone, tools, adb_key, tmp_path, models: Models):
+    cancelled = threading.Event()
+    seen: list[str] = []
+
+    def progress(message: str) -> None:
+        seen.append(message)
+        if message == "running benchmark_model on sample 2 of 3":
+            cancelled.set()  # the lease is lost while the phone works through the samples
+
+    with pytest.raises(JobCancelled):
+        infer(tmp_path, android_device(tools, adb_key), models.int8.path, {"image": images(3, seed=1)},
+              compile_result=models.int8.compile_result, cancelled=cancelled, progress=progress)
+    assert "running benchmark_model on sample 1 of 3" in seen
+    assert phone.commands[-1].startswith(f"rm -rf {REMOTE}/job-") and job_dirs(phone) == set()
+    assert not (tmp_path / "work" / "outputs.npz").exists()
+
+
+def test_inputs_benchmark_model_cannot_take_are_refused_before_the_phone_is_touched(phone, tools, adb_key, tmp_path,
+                                                                                     two_inputs):
+    def comma(model: schema.ModelT) -> None:
+        model.subgraphs[0].tensors[model.subgraphs[0].inputs[1]].name = "count,2"
+
+    model = tmp_path / "comma.tflite"
+    model.write_bytes(rewrite_tflite(two_inputs.read_bytes(), comma))
+    device = android_device(tools, adb_key)
+    with pytest.raises(JobFailure, match=r"input 'count,2' cannot be named to benchmark_model.*comma-separated"):
+        infer(tmp_path, device, model, {"scale:0": np.zeros((1, 1, 4), "f4"), "count,2": np.zeros((1, 1, 3), "i4")})
+    with pytest.raises(JobFailure, match=r"sample 1: the model's input 'count' takes int32 \[1, 3\], but the data is "
+                                         r"float32 \[1, 3\]"):
+        infer(tmp_path, device, two_inputs, {"scale:0": np.zeros((1, 1, 4), "f4"), "count": np.zeros((1, 1, 3), "f4")})
+    assert not any(c.startswith("mkdir") for c in phone.commands)
+
+
+def test_filesync_pull_and_stat_through_the_fake_phone(phone, tools, adb_key):
+    content = np.random.default_rng(1).bytes(200_000)  # several 64 KiB DATA packets
+    phone.files["/data/local/tmp/big.bin"] = content
+    backend = AndroidBackend(android_device(tools, adb_key), identify=False)
+    with backend.session() as session:
+        assert session.pull("/data/local/tmp/big.bin") == content
+        assert session.pull("/data/local/tmp/missing.bin") is None  # adbd's FAIL: no such file
+        assert session.adb.stat("/data/local/tmp/big.bin")[1] == len(content)
+        assert session.pull("/data/local/tmp/big.bin") == content  # the connection is still good after a FAIL

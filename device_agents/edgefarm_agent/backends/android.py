@@ -5,34 +5,40 @@ A profile job, in order: connect (the agent's RSA key; the phone asks once to al
 model, `benchmark_model` and any delegate libraries, chmod, run `benchmark_model` with flags from the job's
 options, read the conditions again, and remove the job directory whatever happened.
 
+An inference job reads the model's input and output tensors from the .tflite flatbuffer (no runtime is loaded
+in the agent), turns the input dataset into each sample's target tensors (feeds.py: quantized and transposed as
+the compile job recorded), pushes them as raw files and runs `benchmark_model` once per sample with
+`--input_layer_value_files` and `--output_filepath` (TFLite 2.14+), one `&&` chain per batch of samples. Each
+output file (every output tensor's bytes, in the model's output order) is pulled back, split and brought back
+to the source model's names and layout.
+
 adb-shell returns one stream with stdout and stderr mixed and no exit status, so each command that matters
 ends with `; echo __EXIT__$?` and the status is read back from the output; a missing marker means the process
 (or the connection) died. The numbers come from benchmark_model's own output (benchmark_output.py): it
 prints aggregate statistics, not each iteration, so `all_inference_times` stays empty and `environment`
-says how median/p90/p99 were obtained. Inference jobs are refused (not done on Android yet).
+says how median/p90/p99 were obtained.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shlex
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from adb_shell import exceptions as adb_errors
-from adb_shell.adb_device import AdbDevice, AdbDeviceTcp, AdbDeviceUsb
-from adb_shell.auth.keygen import keygen
-from adb_shell.auth.sign_cryptography import CryptographySigner
-from edgefarm.options import OptionsError, ProfileOptions
-from edgefarm.wire import ExecutionSummary, JobType, LatencyStats, OpDetail, Profile
+import numpy as np
+from edgefarm.datasets import write_npz
+from edgefarm.options import OptionsError, ProfileOptions, RuntimeOptions
+from edgefarm.wire import ExecutionSummary, JobType, LatencyStats, OpDetail, Profile, TensorInfo
 
 from edgefarm_agent.backends import (
+    InferenceOutcome,
     Job,
     JobCancelled,
     JobFailure,
@@ -41,19 +47,26 @@ from edgefarm_agent.backends import (
     ProfileOutcome,
     ProgressCallback,
 )
+from edgefarm_agent.backends.adb import AdbSession
 from edgefarm_agent.backends.benchmark_output import BenchmarkOutput, parse_benchmark_output
+from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, stack_outputs
+from edgefarm_agent.backends.tflite_io import DYNAMIC, TfliteIO, read_tflite_io
 from edgefarm_agent.config import AndroidBackend as AndroidSettings
 from edgefarm_agent.config import DeviceConfig
 
 logger = logging.getLogger(__name__)
 
-EXIT_MARKER = "__EXIT__"
 BINARY = "benchmark_model"
-# What adb-shell and the socket under it raise when the link to the phone breaks.
-LINK_ERRORS = (adb_errors.AdbConnectionError, adb_errors.AdbTimeoutError, adb_errors.TcpTimeoutException,
-               adb_errors.InvalidResponseError, adb_errors.InvalidCommandError, adb_errors.InvalidChecksumError,
-               adb_errors.UsbReadFailedError, adb_errors.UsbWriteFailedError, OSError)
 XNNPACK_NAMES = ("TfLiteXNNPackDelegate", "XNNPACK")
+OUTPUTS_FILE = "outputs.npz"
+# Printed before each sample's run, so progress and a failure can name the sample.
+SAMPLE_MARKER = "edgefarm: sample "
+# Samples run as one `&&` chain per batch: bounded so the shell command (the ADB OPEN message) stays small and the
+# phone never holds more than one batch's input and output files.
+MAX_BATCH_SAMPLES = 32
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+# One sample's run prints nothing while it loads the model and compiles it for a delegate.
+SAMPLE_SILENCE_SECONDS = 600
 
 
 @dataclass
@@ -66,20 +79,19 @@ class AndroidPlan:
     flags: list[str] = field(default_factory=list)  # without --graph (the job directory is known later)
     threads: int | None = None
     external: Path | None = None  # the external delegate library on this machine
-    options: ProfileOptions = field(default_factory=ProfileOptions)
+    options: RuntimeOptions = field(default_factory=ProfileOptions)  # ProfileOptions for a profile job
 
 
 def plan(device: DeviceConfig, spec: JobSpec) -> AndroidPlan:
     settings = _settings(device)
     where = f"device {device.name!r} (serial {device.serial})"
-    if spec.job_type != JobType.PROFILE:
-        raise JobFailure(f"{where} is an Android phone: it runs profile jobs only; inference on Android is not "
-                         "done yet. Run inference on a host or board device")
+    if spec.job_type not in (JobType.PROFILE, JobType.INFERENCE):
+        raise JobFailure(f"{where} is an Android phone: it runs profile and inference jobs, not {spec.job_type.value}")
     if spec.model_format != "tflite":
         raise JobFailure(f"{where} runs .tflite models with benchmark_model, not {spec.model_format}; compile the "
                          "model first (submit_compile_job with --target_runtime tflite)")
     try:
-        options = ProfileOptions.parse(spec.options)
+        options = (ProfileOptions if spec.job_type == JobType.PROFILE else RuntimeOptions).parse(spec.options)
     except OptionsError as exc:
         raise JobFailure(f"cannot read the job's options {spec.options!r}: {exc}") from None
     asked = options.tflite_delegates or []
@@ -110,10 +122,7 @@ def plan(device: DeviceConfig, spec: JobSpec) -> AndroidPlan:
                          f"npu ({external_label or 'NNAPI'})")
     unit, delegate = candidates[0]
     threads = options.threads or settings.threads
-    flags = [f"--warmup_runs={max(1, options.warmup_iterations)}", "--warmup_min_secs=0",
-             f"--num_runs={options.max_profiler_iterations}", "--min_secs=0",
-             f"--max_secs={options.max_profiler_time:g}", "--enable_op_profiling=true",
-             "--report_peak_memory_footprint=true", f"--use_xnnpack={'true' if xnnpack else 'false'}"]
+    flags = _run_flags(options) + [f"--use_xnnpack={'true' if xnnpack else 'false'}"]
     if threads:
         flags.append(f"--num_threads={threads}")
     external = None
@@ -156,10 +165,12 @@ class AndroidBackend:
             if not path.is_file():
                 raise JobFailure(f"device {self.device.name!r}: {path} does not exist on the agent's machine; "
                                  "set the path in the agent config ([devices.backend])")
+        if job.spec.job_type == JobType.INFERENCE:
+            return self._infer(job, job_plan, cancelled, progress)
         progress("connecting to the phone")
         with self.session() as session:
             props = session.identify()
-            remote = f"{self.settings.remote_dir}/job-{uuid.uuid4().hex[:12]}"
+            remote = self._job_dir()
             before = session.conditions()
             try:
                 output, status = self._benchmark(session, job, job_plan, remote, cancelled, progress)
@@ -179,36 +190,131 @@ class AndroidBackend:
         finally:
             session.close()
 
-    def _benchmark(self, session: AdbSession, job: Job, job_plan: AndroidPlan, remote: str,
-                   cancelled: threading.Event, progress: ProgressCallback) -> tuple[str, int]:
+    def _job_dir(self) -> str:
+        return f"{self.settings.remote_dir}/job-{uuid.uuid4().hex[:12]}"
+
+    def _push_tools(self, session: AdbSession, job: Job, job_plan: AndroidPlan, remote: str,
+                    progress: ProgressCallback) -> None:
         session.run_checked(f"mkdir -p {shlex.quote(remote)}", "make the job directory")
         progress("pushing the model and benchmark_model to the phone")
-        pushes = [(job.model_path, "model.tflite"), (self.settings.benchmark_model, BINARY)]
+        session.push(job.model_path, f"{remote}/model.tflite", executable=False)
+        pushes = [(self.settings.benchmark_model, BINARY)]
         pushes += [(library, library.name) for library in self.settings.libraries]
         if job_plan.external is not None:
             pushes.append((job_plan.external, job_plan.external.name))
         for local, name in pushes:
-            session.push(local, f"{remote}/{name}")
+            session.push(local, f"{remote}/{name}", executable=True)
         session.run_checked(f"chmod 755 {shlex.quote(remote + '/' + BINARY)}", "make benchmark_model executable")
+
+    def _benchmark(self, session: AdbSession, job: Job, job_plan: AndroidPlan, remote: str,
+                   cancelled: threading.Event, progress: ProgressCallback) -> tuple[str, int]:
+        self._push_tools(session, job, job_plan, remote, progress)
         if cancelled.is_set():
             raise JobCancelled()
         argv = [f"--graph={remote}/model.tflite", *job_plan.flags]
-        # Delegates load their companions (QNN's libQnnHtp*.so, the Hexagon skel) from the job directory.
-        command = (f"cd {shlex.quote(remote)} && LD_LIBRARY_PATH={shlex.quote(remote)}:$LD_LIBRARY_PATH "
-                   f"ADSP_LIBRARY_PATH={shlex.quote(remote + ';/vendor/lib/rfsa/adsp;/vendor/dsp/cdsp;/vendor/dsp')} "
-                   f"./{BINARY} {' '.join(shlex.quote(a) for a in argv)} 2>&1")
+        command = f"cd {shlex.quote(remote)} && {_launcher(remote)} {' '.join(shlex.quote(a) for a in argv)} 2>&1"
         progress("running benchmark_model on the phone")
+        assert isinstance(job_plan.options, ProfileOptions)
         timeout = job_plan.options.max_profiler_time + 600  # plus model load, delegate compilation, warm-up
-        return session.run_streaming(command, timeout=timeout, cancelled=cancelled, progress=progress)
+        return session.run_streaming(command, timeout=timeout, cancelled=cancelled, on_line=_progress_lines(progress))
+
+    def _infer(self, job: Job, job_plan: AndroidPlan, cancelled: threading.Event,
+               progress: ProgressCallback) -> InferenceOutcome:
+        start = time.monotonic()
+        # Everything that can be wrong with the model or the data fails here, before the phone is touched.
+        model = read_tflite_io(job.model_path)
+        samples, conversions = _input_samples(job, model.inputs)
+        progress("connecting to the phone")
+        with self.session() as session:
+            session.identify()
+            remote = self._job_dir()
+            try:
+                self._push_tools(session, job, job_plan, remote, progress)
+                outputs, log = self._run_samples(session, job, job_plan, model, samples, remote, cancelled,
+                                                 progress)
+            finally:
+                session.remove(remote)
+        stacked, output_conversions = stack_outputs(outputs, job.spec.compile_result)
+        outputs_path = job.work_dir / OUTPUTS_FILE
+        with outputs_path.open("wb") as file:
+            write_npz(stacked, file)
+        runtime = (f"tflite benchmark_model ({self.settings.benchmark_model.name}), "
+                   f"{job_plan.delegate + ' delegate' if job_plan.delegate else 'plain CPU kernels'}")
+        return InferenceOutcome(outputs_path, runtime, time.monotonic() - start, conversions + output_conversions,
+                                log)
+
+    def _run_samples(self, session: AdbSession, job: Job, job_plan: AndroidPlan, model: TfliteIO,
+                     samples: list[Feeds], remote: str, cancelled: threading.Event,
+                     progress: ProgressCallback) -> tuple[list[Feeds], str]:
+        """Batch by batch: push the inputs, run the chain, pull and split the outputs, remove the batch's files."""
+        local = job.work_dir / "phone"
+        local.mkdir(exist_ok=True)
+        outputs: list[Feeds] = []
+        log = ""
+        for batch in _batches(samples, sum(_nbytes(info) for info in model.outputs)):
+            if cancelled.is_set():
+                raise JobCancelled()
+            progress(f"pushing the inputs of samples {batch.start + 1}-{batch.stop} of {len(samples)}")
+            files = _push_samples(session, model.inputs, samples, batch, local, remote)
+            command = _samples_command(job_plan, model, samples, batch, remote)
+            output, status = session.run_streaming(command, timeout=SAMPLE_SILENCE_SECONDS, cancelled=cancelled,
+                                                   on_line=_progress_lines(progress))
+            log += output
+            if status != 0:
+                raise self._sample_failure(output, status, log)
+            if cancelled.is_set():
+                raise JobCancelled()
+            progress(f"pulling the outputs of samples {batch.start + 1}-{batch.stop} of {len(samples)}")
+            for i in batch:
+                outputs.append(self._sample_outputs(session, remote, i, model.outputs, log))
+            files += [_output_file(i) for i in batch]
+            session.run_checked("rm -f " + " ".join(shlex.quote(f"{remote}/{name}") for name in files),
+                                "remove a finished batch's files")
+        return outputs, log
+
+    def _sample_failure(self, output: str, status: int, log: str) -> JobFailure:
+        """The failing sample (the last marker printed) and benchmark_model's last words about it."""
+        _, marker, after = output.rpartition(SAMPLE_MARKER)
+        sample, _, own_output = after.partition("\n") if marker else ("", "", output)
+        tail = parse_benchmark_output(own_output).errors[-3:] or own_output.strip().splitlines()[-3:] or ["no output"]
+        on_sample = f" on sample {sample.strip()}" if sample else ""
+        return JobFailure(f"benchmark_model on {self.device.name!r} {_exit_text(status)}{on_sample}: "
+                          f"{' | '.join(tail)}", log)
+
+    def _sample_outputs(self, session: AdbSession, remote: str, sample: int, outputs: Sequence[TensorInfo],
+                        log: str) -> Feeds:
+        data = session.pull(f"{remote}/{_output_file(sample)}")
+        if data is None:
+            raise JobFailure(f"benchmark_model on {self.device.name!r} ran sample {sample + 1} but wrote no output "
+                             f"file: {self._too_old()}", log)
+        sizes = [_nbytes(info) for info in outputs]
+        if len(data) != sum(sizes):
+            dynamic = [info.name for info in outputs if DYNAMIC in info.shape]
+            if dynamic:
+                cause = (f"outputs {', '.join(map(repr, dynamic))} have shapes that depend on the input, and a raw "
+                         "output file does not say which; run this model on a host device")
+            elif len(data) < sum(sizes):
+                cause = self._too_old()
+            else:
+                cause = "the model's outputs took more room than its flatbuffer declares"
+            raise JobFailure(f"benchmark_model on {self.device.name!r} wrote {len(data)} bytes of outputs for sample "
+                             f"{sample + 1}, not the {sum(sizes)} the model's outputs take "
+                             f"({', '.join(f'{i.name} {i.dtype} {i.shape}' for i in outputs)}): {cause}", log)
+        return _split_outputs(data, outputs, sizes)
+
+    def _too_old(self) -> str:
+        binary = self.settings.benchmark_model
+        return (f"{binary.name} ({binary}) probably predates --output_filepath, which inference needs (TFLite 2.14 "
+                "or newer; an older build only warns about the unknown flag and writes nothing). Set "
+                "benchmark_model in the agent config to a newer build")
 
     def _profile(self, job: Job, job_plan: AndroidPlan, output: str, status: int, props: dict[str, str],
                  before: dict[str, Any], after: dict[str, Any]) -> Profile:
         name = self.device.name
         result = parse_benchmark_output(output)
         if status != 0:
-            what = f"was killed by signal {status - 128}" if status > 128 else f"exited with status {status}"
             tail = result.errors[-3:] or output.strip().splitlines()[-3:] or ["no output"]
-            raise JobFailure(f"benchmark_model on {name!r} {what}: {' | '.join(tail)}", output)
+            raise JobFailure(f"benchmark_model on {name!r} {_exit_text(status)}: {' | '.join(tail)}", output)
         stats = result.inference
         if stats is None or stats.avg is None:
             raise JobFailure(f"benchmark_model on {name!r} printed no timings (an unknown output format?)", output)
@@ -249,6 +355,170 @@ class AndroidBackend:
                        warnings=warnings, environment=environment)
 
 
+# -- inference: the model's tensors, the samples, the command, the outputs ----------------------------------
+
+
+def _input_samples(job: Job, inputs: Sequence[TensorInfo]) -> tuple[list[Feeds], list[str]]:
+    """One feed per sample, each array exactly of its tensor's dtype and shape, and the conversions made."""
+    for info in inputs:
+        # benchmark_model splits --input_layer at commas: such a name cannot be given to it.
+        if not info.name or "," in info.name:
+            raise JobFailure(f"the model's input {info.name!r} cannot be named to benchmark_model, whose "
+                             "--input_layer is a comma-separated list of names; rename the input (or run inference "
+                             "on a host device)")
+    if job.inputs_path is None:
+        samples = [random_feeds(inputs)]
+        conversions = ["no input dataset: one sample of seeded random inputs (floats in [0, 1), 8/16-bit integers "
+                       "over their range)"]
+    else:
+        samples, conversions = dataset_feeds(_read_dataset(job.inputs_path), inputs, job.spec.compile_result)
+    for i, feed in enumerate(samples):
+        for info in inputs:
+            _check_feed(info, feed[info.name], i)
+    return samples, conversions
+
+
+def _check_feed(info: TensorInfo, array: np.ndarray, sample: int) -> None:
+    fits = array.ndim == len(info.shape) and all(d in (DYNAMIC, n) for d, n in zip(info.shape, array.shape))
+    if array.dtype != np.dtype(info.dtype) or not fits:
+        raise JobFailure(f"sample {sample + 1}: the model's input {info.name!r} takes {info.dtype} {info.shape}, "
+                         f"but the data is {array.dtype} {list(array.shape)}. The dataset holds one array per input "
+                         "with the samples on axis 0, each sample exactly as the input takes it (a compiled model's "
+                         "dataset is in the source model's terms)")
+
+
+def _read_dataset(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise JobFailure(f"cannot read the input dataset: {exc}") from exc
+
+
+def _batches(samples: Sequence[Feeds], output_bytes: int) -> Iterator[range]:
+    """Consecutive samples, at most MAX_BATCH_SAMPLES and (beyond one sample) MAX_BATCH_BYTES of files each."""
+    start, size = 0, 0
+    for i, feed in enumerate(samples):
+        sample_bytes = sum(array.nbytes for array in feed.values()) + output_bytes
+        if i > start and (i - start >= MAX_BATCH_SAMPLES or size + sample_bytes > MAX_BATCH_BYTES):
+            yield range(start, i)
+            start, size = i, 0
+        size += sample_bytes
+    if start < len(samples):
+        yield range(start, len(samples))
+
+
+def _push_samples(session: AdbSession, inputs: Sequence[TensorInfo], samples: Sequence[Feeds], batch: range,
+                  local: Path, remote: str) -> list[str]:
+    """Each input of each sample as one raw file: its bytes in C order, as LoadInputTensorData reads them."""
+    names = []
+    for i in batch:
+        for j, info in enumerate(inputs):
+            name = _input_file(i, j)
+            (local / name).write_bytes(np.ascontiguousarray(samples[i][info.name]).tobytes())
+            session.push(local / name, f"{remote}/{name}", executable=False)
+            names.append(name)
+    return names
+
+
+def _samples_command(job_plan: AndroidPlan, model: TfliteIO, samples: Sequence[Feeds], batch: range,
+                     remote: str) -> str:
+    """`cd DIR && echo MARKER && benchmark_model … && echo MARKER && …`: the first failure stops the chain, and
+    the exit status read back is that sample's."""
+    steps = [f"cd {shlex.quote(remote)}"]
+    for i in batch:
+        argv = [f"--graph={remote}/model.tflite", *job_plan.flags, *_input_flags(model.inputs, samples[i], i),
+                f"--output_filepath={_output_file(i)}"]
+        if model.signature:
+            argv.append(f"--signature_to_run_for={model.signature}")
+        steps.append(f"echo {shlex.quote(f'{SAMPLE_MARKER}{i + 1} of {len(samples)}')}")
+        steps.append(f"{_launcher(remote)} {' '.join(shlex.quote(a) for a in argv)} 2>&1")
+    return " && ".join(steps)
+
+
+def _input_flags(inputs: Sequence[TensorInfo], feed: Feeds, sample: int) -> list[str]:
+    if not inputs:
+        return []
+    shapes = [",".join(str(n) for n in feed[info.name].shape) for info in inputs]
+    # benchmark_model matches these to the subgraph's inputs by position; a ':' in a name or path is written
+    # '::' in --input_layer_value_files (SplitInputLayerNameAndValueFile), the only flag that splits at ':'
+    # inside an item.
+    files = [f"{_escape_colons(info.name)}:{_escape_colons(_input_file(sample, j))}" for j, info in enumerate(inputs)]
+    return [f"--input_layer={','.join(info.name for info in inputs)}", f"--input_layer_shape={':'.join(shapes)}",
+            f"--input_layer_value_files={','.join(files)}"]
+
+
+def _split_outputs(data: bytes, outputs: Sequence[TensorInfo], sizes: Sequence[int]) -> Feeds:
+    """OutputSaver's file: every output tensor's raw bytes, concatenated in the subgraph's output order."""
+    feeds: Feeds = {}
+    offset = 0
+    for info, size in zip(outputs, sizes):
+        array = np.frombuffer(data, dtype=info.dtype, count=size // np.dtype(info.dtype).itemsize, offset=offset)
+        feeds[info.name] = array.reshape(_static_shape(info)).copy()
+        offset += size
+    return feeds
+
+
+def _static_shape(info: TensorInfo) -> list[int]:
+    """A DYNAMIC dimension is 1 here, as the flatbuffer's own `shape` records it and benchmark_model runs it."""
+    return [1 if d == DYNAMIC else int(d) for d in info.shape]
+
+
+def _nbytes(info: TensorInfo) -> int:
+    return int(np.prod(_static_shape(info), dtype=np.int64)) * np.dtype(info.dtype).itemsize
+
+
+def _input_file(sample: int, index: int) -> str:
+    return f"s{sample}_in{index}.bin"
+
+
+def _output_file(sample: int) -> str:
+    return f"s{sample}_out.bin"
+
+
+def _escape_colons(text: str) -> str:
+    return text.replace(":", "::")
+
+
+def _launcher(remote: str) -> str:
+    """./benchmark_model with the job directory on the library paths: delegates load their companions (QNN's
+    libQnnHtp*.so, the Hexagon skel) from there."""
+    return (f"LD_LIBRARY_PATH={shlex.quote(remote)}:$LD_LIBRARY_PATH "
+            f"ADSP_LIBRARY_PATH={shlex.quote(remote + ';/vendor/lib/rfsa/adsp;/vendor/dsp/cdsp;/vendor/dsp')} "
+            f"./{BINARY}")
+
+
+def _progress_lines(progress: ProgressCallback) -> Callable[[str], None]:
+    """benchmark_model's milestones, and which sample the inference chain is on, as the job's progress."""
+
+    def on_line(line: str) -> None:
+        if line.startswith(("Running benchmark", "Initialized session", "Loaded model")):
+            progress(f"benchmark_model: {line.strip()}")
+        elif line.startswith(SAMPLE_MARKER):
+            progress(f"running benchmark_model on sample {line.removeprefix(SAMPLE_MARKER).strip()}")
+
+    return on_line
+
+
+def _exit_text(status: int) -> str:
+    return f"was killed by signal {status - 128}" if status > 128 else f"exited with status {status}"
+
+
+# -- profile: flags and reading benchmark_model's report ------------------------------------------------------
+
+
+def _run_flags(options: RuntimeOptions) -> list[str]:
+    if isinstance(options, ProfileOptions):
+        return [f"--warmup_runs={max(1, options.warmup_iterations)}", "--warmup_min_secs=0",
+                f"--num_runs={options.max_profiler_iterations}", "--min_secs=0",
+                f"--max_secs={options.max_profiler_time:g}", "--enable_op_profiling=true",
+                "--report_peak_memory_footprint=true"]
+    # Inference: exactly one invocation. benchmark_model runs warm-ups while `run < warmup_runs` OR until
+    # warmup_min_secs have passed, then timed runs the same way (BenchmarkModel::Run), so both counts and both
+    # minimum durations must be zeroed; OutputSaver writes the outputs of that single run at the end.
+    return ["--num_runs=1", "--warmup_runs=0", "--min_secs=0", "--warmup_min_secs=0"]
+
+
 def _delegation(job_plan: AndroidPlan, result: BenchmarkOutput) -> tuple[int | None, int | None, bool, list[str]]:
     """(delegated ops, total ops, cpu_fallback, warnings) from the `Replacing N out of M` lines."""
     xnnpack = [d for d in result.delegations if d.delegate in XNNPACK_NAMES]
@@ -286,226 +556,8 @@ def _op_details(job_plan: AndroidPlan, result: BenchmarkOutput) -> list[OpDetail
     return details
 
 
-class AdbSession:
-    """One ADB connection to the phone: shell commands with exit status, pushes, conditions, identity."""
-
-    def __init__(self, device: DeviceConfig, settings: AndroidSettings, key_path: Path) -> None:
-        self.device = device
-        self.settings = settings
-        self.key_path = key_path
-        self.where = f"phone {device.name!r} ({settings.address or 'USB ' + (settings.usb_serial or '')})"
-        self._adb: AdbDevice | None = None
-
-    def connect(self) -> None:
-        signer = CryptographySigner(str(_ensure_key(self.key_path)))
-        prompted = threading.Event()
-
-        def on_prompt(_device: AdbDevice) -> None:
-            prompted.set()
-            logger.warning("%s asks to allow this agent's ADB key (%s.pub): unlock it and tap 'Allow' "
-                           "(tick 'Always allow from this computer')", self.where, self.key_path)
-
-        timeout = self.settings.connect_timeout_seconds
-        try:
-            self._adb = self._open_device()
-            self._adb.connect(rsa_keys=[signer], transport_timeout_s=timeout, read_timeout_s=timeout,
-                              auth_timeout_s=self.settings.auth_timeout_seconds, auth_callback=on_prompt)
-        except adb_errors.DeviceAuthError as exc:
-            raise JobFailure(self._auth_text(f"the phone refused the key: {exc}")) from exc
-        except LINK_ERRORS as exc:
-            if prompted.is_set():
-                raise JobFailure(self._auth_text(f"no answer within {self.settings.auth_timeout_seconds:g} s")) \
-                    from exc
-            hint = ("is it on, reachable, with ADB over TCP enabled (`adb tcpip 5555` once over USB, or wireless "
-                    "debugging)?" if self.settings.address else
-                    "is it plugged in with USB debugging on, and no adb server holding it (`adb kill-server`)?")
-            raise JobFailure(f"cannot connect to {self.where}: {exc or type(exc).__name__}; {hint}") from exc
-
-    def _open_device(self) -> AdbDevice:
-        timeout = self.settings.connect_timeout_seconds
-        if self.settings.address:
-            host, _, port = self.settings.address.rpartition(":")
-            return AdbDeviceTcp(host, int(port), default_transport_timeout_s=timeout)
-        try:
-            return AdbDeviceUsb(serial=self.settings.usb_serial, default_transport_timeout_s=timeout)
-        except adb_errors.InvalidTransportError as exc:
-            raise JobFailure(f"{self.where}: USB needs libusb1 on the agent's machine: pip install 'adb-shell[usb]' "
-                             "(or use ADB over TCP: address = \"host:5555\")") from exc
-        except adb_errors.UsbDeviceNotFoundError as exc:
-            raise JobFailure(f"{self.where}: no phone with USB debugging found on USB: {exc}") from exc
-
-    def _auth_text(self, detail: str) -> str:
-        return (f"{self.where} did not authorise this agent's ADB key ({detail}). Unlock the phone, accept the "
-                f"'Allow USB debugging?' prompt for the key {self.key_path}.pub (tick 'Always allow'), and retry")
-
-    def close(self) -> None:
-        if self._adb is not None:
-            try:
-                self._adb.close()
-            except LINK_ERRORS:
-                pass
-            self._adb = None
-
-    @property
-    def adb(self) -> AdbDevice:
-        if self._adb is None:
-            raise JobFailure(f"{self.where}: not connected")
-        return self._adb
-
-    def shell(self, command: str, *, timeout: float | None = None) -> str:
-        try:
-            return self.adb.shell(command, read_timeout_s=timeout or self.settings.connect_timeout_seconds * 3)
-        except LINK_ERRORS as exc:
-            raise JobFailure(f"lost the connection to {self.where} running `{command[:60]}`: "
-                             f"{exc or type(exc).__name__}") from exc
-
-    def run_checked(self, command: str, what: str) -> str:
-        output, status = _split_status(self.shell(f"{command}; echo {EXIT_MARKER}$?"))
-        if status != 0:
-            raise JobFailure(f"{self.where}: cannot {what} (`{command}` exited with {status}): {output.strip()}",
-                             output)
-        return output
-
-    def run_streaming(self, command: str, *, timeout: float, cancelled: threading.Event,
-                      progress: ProgressCallback) -> tuple[str, int]:
-        chunks: list[str] = []
-        try:
-            # adb-shell does not retry a transport read that times out: a silent stretch (a delegate compiling the
-            # graph, the timed runs) must fit in one transport timeout, not only in read_timeout_s.
-            for chunk in self.adb.streaming_shell(f"{command}; echo {EXIT_MARKER}$?", transport_timeout_s=timeout,
-                                                  read_timeout_s=timeout):
-                chunks.append(chunk)
-                if cancelled.is_set():
-                    self.close()  # closing the stream ends the shell on the phone
-                    raise JobCancelled()
-                for line in chunk.splitlines():
-                    if line.startswith(("Running benchmark", "Initialized session", "Loaded model")):
-                        progress(f"benchmark_model: {line.strip()}")
-        except LINK_ERRORS as exc:
-            raise JobFailure(f"lost the connection to {self.where} while benchmark_model ran: "
-                             f"{exc or type(exc).__name__}. Is the phone still connected and awake?",
-                             "".join(chunks)) from exc
-        text = "".join(chunks)
-        if EXIT_MARKER not in text:
-            raise JobFailure(f"benchmark_model on {self.where} ended without an exit status (killed?)", text)
-        return _split_status(text)
-
-    def push(self, local: Path, remote: str) -> None:
-        try:
-            self.adb.push(str(local), remote, st_mode=0o100755 if local.name != "model.tflite" else 0o100644)
-        except (adb_errors.PushFailedError, adb_errors.AdbCommandFailureException) as exc:
-            raise JobFailure(f"cannot push {local} to {remote} on {self.where}: {exc}") from exc
-        except LINK_ERRORS as exc:
-            raise JobFailure(f"lost the connection to {self.where} pushing {local.name}: "
-                             f"{exc or type(exc).__name__}") from exc
-
-    def remove(self, remote: str) -> None:
-        """rm -rf the job directory; after a dropped link (cancel, cable, Wi-Fi) on one fresh connection."""
-        command = f"rm -rf {shlex.quote(remote)}"
-        for attempt in range(2):
-            try:
-                if self._adb is None:
-                    self.connect()
-                self.adb.shell(command, read_timeout_s=self.settings.connect_timeout_seconds)
-                return
-            except (JobFailure, *LINK_ERRORS) as exc:
-                self.close()
-                if attempt:
-                    logger.warning("cannot remove %s on %s: %s", remote, self.where, getattr(exc, "reason", exc))
-
-    def identify(self) -> dict[str, str]:
-        """Read getprop, fill the device's identified attributes (chipset:, abi:, os:…), return the props."""
-        props = parse_getprop(self.shell("getprop"))
-        os_text, attributes = describe_phone(props)
-        self.device.identified(os=os_text, attributes=attributes)
-        return props
-
-    def conditions(self) -> dict[str, Any]:
-        battery = parse_dumpsys_battery(self.shell("dumpsys battery"))
-        thermal = re.search(r"Thermal Status:\s*(\d+)", self.shell("dumpsys thermalservice"))
-        zones = _grep_values(self.shell("grep -H . /sys/class/thermal/thermal_zone*/type "
-                                        "/sys/class/thermal/thermal_zone*/temp 2>/dev/null"))
-        temperatures = {}
-        for path, kind in zones.items():
-            if path.endswith("/type") and (raw := zones.get(path[:-len("type")] + "temp")) is not None:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    continue
-                temperatures[kind] = value / 1000 if abs(value) > 1000 else value  # millidegrees on most kernels
-        freqs = _grep_values(self.shell("grep -H . /sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq "
-                                        "2>/dev/null"))
-        cpu_khz = {m.group(1): int(v) for p, v in freqs.items()
-                   if (m := re.search(r"/(cpu\d+)/cpufreq", p)) and v.isdigit()}
-        return {"battery": battery, "thermal_status": int(thermal.group(1)) if thermal else None,
-                "temperatures_c": temperatures, "cpu_freq_khz": cpu_khz}
-
-
-# -- parsing the phone's answers ----------------------------------------------------------------------------
-
-
-def parse_getprop(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^\[([^\]]+)\]: \[([^\]]*)\]", text, flags=re.MULTILINE))
-
-
-def describe_phone(props: dict[str, str]) -> tuple[str, list[str]]:
-    def value(text: str) -> str:
-        return re.sub(r"\s+", "-", text.strip().lower())
-
-    attributes = ["os:android"]
-    chipset = props.get("ro.soc.model") or props.get("ro.board.platform")
-    if chipset:
-        attributes.append(f"chipset:{value(chipset)}")
-    for key, prop in (("platform", "ro.board.platform"), ("manufacturer", "ro.product.manufacturer"),
-                      ("model", "ro.product.model"), ("abi", "ro.product.cpu.abi"),
-                      ("android", "ro.build.version.release")):
-        if props.get(prop):
-            attributes.append(f"{key}:{value(props[prop])}")
-    release = props.get("ro.build.version.release")
-    return (f"Android {release}" if release else "Android"), attributes
-
-
-def parse_dumpsys_battery(text: str) -> dict[str, Any]:
-    fields = dict(re.findall(r"^\s*([A-Za-z ]+):\s*(\S+)\s*$", text, flags=re.MULTILINE))
-    battery: dict[str, Any] = {}
-    if (level := fields.get("level", "")).isdigit():
-        battery["level_percent"] = int(level)
-    if re.fullmatch(r"-?\d+", temperature := fields.get("temperature", "")):
-        battery["temperature_c"] = int(temperature) / 10  # tenths of a degree
-    plugged = [k.split()[0] for k in ("AC powered", "USB powered", "Wireless powered") if fields.get(k) == "true"]
-    battery["charging_from"] = plugged
-    return battery
-
-
-def _grep_values(text: str) -> dict[str, str]:
-    values = {}
-    for line in text.splitlines():
-        path, sep, value = line.partition(":")
-        if sep and path.startswith("/"):
-            values[path] = value.strip()
-    return values
-
-
-def _split_status(text: str) -> tuple[str, int]:
-    body, _, status = text.rpartition(EXIT_MARKER)
-    try:
-        return body, int(status.strip().splitlines()[0])
-    except (ValueError, IndexError):
-        return body, 255
-
-
 def _option_text(value: str | int | float | bool) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _ensure_key(path: Path) -> Path:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        keygen(str(path))
-        logger.warning("generated this agent's ADB key %s (public part %s.pub). The first time the agent "
-                       "connects, each phone shows 'Allow USB debugging?' with this key's fingerprint: unlock it "
-                       "and tap Allow (tick 'Always allow from this computer')", path, path)
-    return path
 
 
 def _settings(device: DeviceConfig) -> AndroidSettings:
