@@ -1,4 +1,5 @@
-"""The `edgefarm` command: configure, models, datasets, jobs, compile, profile, infer, devices, tokens, agent.
+"""The `edgefarm` command: configure, models, datasets, jobs, compile, profile, infer, devices, tokens, agent,
+registry.
 
 Results (ids, tables) go to stdout so scripts can capture them; progress bars, spinners and errors go to
 stderr. Every command shares one error policy through `_OneLineErrors`: a failure the user can fix prints as
@@ -40,7 +41,11 @@ from edgefarm.errors import EdgeFarmError, NotFoundError
 from edgefarm.jobs import CompileJob, InferenceJob, Job, JobStatus, ProfileJob
 from edgefarm.models import Dataset, Model
 from edgefarm.options import CompileOptions, ProfileOptions, RuntimeOptions
-from edgefarm.wire import JobState, JobType, Profile, TensorInfo, TensorSpec
+from edgefarm.pipeline_spec import load_spec
+from edgefarm.pipelines import Pipeline
+from edgefarm.registry import ModelVersion
+from edgefarm.report import render_report
+from edgefarm.wire import JobState, JobType, PipelineState, Profile, TensorInfo, TensorSpec
 
 console = Console()
 err_console = Console(stderr=True)
@@ -71,10 +76,20 @@ datasets_app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Compile, profile and inference jobs.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens (admin only).", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="The model registry: versions with their evidence, release channels, promote, rollback, download.",
+    no_args_is_help=True,
+)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(registry_app, name="registry")
+pipeline_app = typer.Typer(
+    help="Pipelines: compile → profile and run on devices → compare with FP32 → gate → register.",
+    no_args_is_help=True,
+)
+app.add_typer(pipeline_app, name="pipeline")
 
 Offset = Annotated[int, typer.Option(min=0, help="Skip this many results.")]
 Limit = Annotated[int, typer.Option(min=1, max=200, help="Show at most this many results.")]
@@ -789,7 +804,10 @@ def agent(ctx: typer.Context) -> None:
 @tokens_app.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="Who or what the token is for.")],
-    role: Annotated[Literal["admin", "user", "agent"], typer.Option(help="What the token may do.")] = "user",
+    role: Annotated[
+        Literal["admin", "user", "agent", "fleet"],
+        typer.Option(help="What the token may do (fleet: devices that only fetch released models)."),
+    ] = "user",
 ) -> None:
     """Create a token; prints the secret, which is shown only this once."""
     token = Client().tokens.create(name, role=role)
@@ -811,6 +829,209 @@ def tokens_delete(token_id: Annotated[str, typer.Argument(help="Token id.")]) ->
     """Revoke a token."""
     Client().tokens.delete(token_id)
     console.print(f"deleted {token_id}", highlight=False)
+
+
+# -- registry ------------------------------------------------------------------------------------------------
+
+Channel = Annotated[str, typer.Option(help="Release channel, e.g. production or staging.")]
+
+
+def _channels_text(channels: dict[str, int | None]) -> str:
+    return ", ".join(f"{name}: v{number}" if number else f"{name}: -" for name, number in channels.items())
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _gates_table(gates: list[Any]) -> Table | None:
+    rows = [g for g in gates if isinstance(g, dict)]
+    if not rows:
+        return None
+    table = Table(
+        "GATE", "DEVICE", "MEASURED", "THRESHOLD", "RESULT", box=None, header_style="bold",
+        title="gates", title_justify="left",
+    )
+    for g in rows:
+        passed = g.get("passed")
+        result = "[green]pass[/green]" if passed else "[red]FAIL[/red]" if passed is not None else ""
+        table.add_row(
+            escape(str(g.get("gate", ""))), escape(str(g.get("device") or "(model)")),
+            _number(g.get("measured")), _number(g.get("threshold")), result,
+        )
+    return table
+
+
+def _metrics_table(evidence: dict[str, Any]) -> Table | None:
+    """evidence["metrics"] ({name: value} or {device: {name: value}}), else each device's "metrics" in
+    evidence["devices"] (what the farm's pipelines record)."""
+    metrics = evidence.get("metrics")
+    per_device: dict[str, dict[str, Any]] = {}
+    if isinstance(metrics, dict) and metrics and all(isinstance(v, dict) for v in metrics.values()):
+        per_device = {str(k): v for k, v in metrics.items()}
+    elif isinstance(metrics, dict) and metrics:
+        table = Table("METRIC", "VALUE", box=None, header_style="bold", title="metrics", title_justify="left")
+        for name, value in metrics.items():
+            table.add_row(escape(str(name)), escape(_number(value)))
+        return table
+    elif isinstance(evidence.get("devices"), list):
+        for entry in evidence["devices"]:
+            if isinstance(entry, dict) and isinstance(entry.get("metrics"), dict):
+                per_device[str(entry.get("device", "?"))] = entry["metrics"]
+    if not per_device:
+        return None
+    names = list(dict.fromkeys(k for scores in per_device.values() for k, v in scores.items()
+                               if not isinstance(v, dict | list)))
+    table = Table("DEVICE", *[n.upper() for n in names], box=None, header_style="bold", title="metrics",
+                  title_justify="left")
+    for device, scores in per_device.items():
+        table.add_row(escape(device), *[escape(_number(scores.get(n))) for n in names])
+    return table
+
+
+@registry_app.command("list")
+def registry_list(
+    name: Annotated[str | None, typer.Option(help="Only models whose name contains this.")] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> None:
+    """List registered models, newest first, with their latest version and what each channel serves."""
+    page = Client().registry.list(offset=offset, limit=limit, name=name)
+    table = Table("NAME", "LATEST", "CHANNELS", "CREATED", box=None, header_style="bold")
+    for m in page:
+        latest = f"v{m.latest_version}" if m.latest_version else "-"
+        table.add_row(escape(m.name), latest, escape(_channels_text(m.channels)), _when(m.created_at))
+    console.print(table)
+    err_console.print(f"{offset + 1 if page else 0}-{offset + len(page)} of {page.total}", highlight=False)
+
+
+@registry_app.command("show")
+def registry_show(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int | None, typer.Option(help="Show this version: targets, gates, metrics.")] = None,
+) -> None:
+    """Show a registered model (versions, channels, history) or, with --version, one version's evidence."""
+    client = Client()
+    if version is not None:
+        _print_version(client.registry.version(name, version))
+        return
+    m = client.registry.get(name)
+    _fields(
+        [
+            ("name", m.name),
+            ("id", m.id),
+            ("created", _when(m.created_at, seconds=True)),
+            ("latest", f"v{m.latest_version}" if m.latest_version else "no versions"),
+            ("channels", _channels_text(m.channels) or "none (edgefarm registry promote NAME VERSION)"),
+        ]
+    )
+    versions = Table(
+        "VERSION", "CREATED", "BY", "PIPELINE", "DEVICES", box=None, header_style="bold",
+        title="versions", title_justify="left",
+    )
+    for v in m.versions or []:
+        versions.add_row(
+            f"v{v.number}", _when(v.created_at), escape(v.submitted_by), v.pipeline_id or "",
+            escape(", ".join(v.devices)),
+        )
+    console.print()
+    console.print(versions)
+    if m.events:
+        history = Table(
+            "WHEN", "CHANNEL", "ACTION", "CHANGE", "BY", "REASON", box=None, header_style="bold",
+            title="channel history", title_justify="left",
+        )
+        for e in m.events:
+            change = f"{'v' + str(e.from_version) if e.from_version else '-'} → v{e.to_version}"
+            history.add_row(
+                _when(e.at, seconds=True), e.channel, e.action, change, escape(e.by), escape(e.reason)
+            )
+        console.print()
+        console.print(history)
+
+
+def _print_version(v: ModelVersion) -> None:
+    _fields(
+        [
+            ("model", v.model),
+            ("version", f"v{v.number}"),
+            ("id", v.id),
+            ("source model", v.source_model_id),
+            ("pipeline", v.pipeline_id),
+            ("submitted by", v.submitted_by),
+            ("created", _when(v.created_at, seconds=True)),
+            ("current on", ", ".join(v.channels)),
+        ]
+    )
+    targets = Table(
+        "DEVICE", "MODEL", "FORMAT", "SIZE", "SHA256", "JOBS", box=None, header_style="bold",
+        title="targets", title_justify="left",
+    )
+    for t in v.targets:
+        jobs = " ".join(filter(None, [t.compile_job_id, t.profile_job_id, t.inference_job_id]))
+        targets.add_row(escape(t.device), t.model_id, t.format, _size(t.size), t.sha256[:12], jobs)
+    console.print()
+    console.print(targets)
+    for table in (_gates_table(v.gates), _metrics_table(v.evidence)):
+        if table is not None:
+            console.print()
+            console.print(table)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="The version number to serve.")],
+    channel: Channel = "production",
+    reason: Annotated[str, typer.Option(help="Why (kept in the channel's history).")] = "",
+) -> None:
+    """Make a version what a channel serves to devices."""
+    moved = Client().registry.promote(name, version, channel, reason=reason)
+    before = f"v{moved.event.from_version}" if moved.event and moved.event.from_version else "nothing"
+    console.print(f"{moved.model} {moved.name}: {before} → v{moved.version}", highlight=False)
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    reason: Annotated[str, typer.Option(help="Why the current version is taken back (required).")],
+    channel: Channel = "production",
+) -> None:
+    """Put back the version a channel served before its current one was promoted."""
+    moved = Client().registry.rollback(name, channel, reason=reason)
+    before = f"v{moved.event.from_version}" if moved.event and moved.event.from_version else "?"
+    console.print(f"{moved.model} {moved.name}: {before} → v{moved.version} (rolled back)", highlight=False)
+
+
+@registry_app.command("download")
+def registry_download(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    channel: Annotated[
+        str | None, typer.Option(help="Release channel (default production unless --version is given).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="A fixed version instead of a channel.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Device pool whose target to fetch (needed when there are several).")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File or directory.")] = Path("."),
+    etag: Annotated[
+        str | None, typer.Option(help="The ETag of the copy you have: nothing is fetched if it is current.")
+    ] = None,
+) -> None:
+    """Download what a channel serves (or a version) for a device; prints the path, then the ETag on stderr."""
+    with _transfer(f"downloading {name}") as progress:
+        got = Client().registry.download(
+            name, output, channel=channel, version=version, device=device, etag=etag, progress=progress
+        )
+    if not got.changed:
+        err_console.print(f"unchanged: v{got.version} is what you have (ETag {got.etag})", highlight=False)
+    else:
+        err_console.print(f"v{got.version} ETag {got.etag}", highlight=False)
+    console.print(str(got.path), highlight=False)
 
 
 # -- running a farm ------------------------------------------------------------------------------------------
@@ -850,4 +1071,76 @@ def up(
     if stopped is not None:
         err_console.print(f"[red]error:[/red] {stopped.name} exited with {stopped.popen.returncode}; "
                           f"the farm was stopped. Last lines of {stopped.log}:\n{stopped.tail()}")
+        raise typer.Exit(1)
+
+
+# -- pipelines -----------------------------------------------------------------------------------------------
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    spec: Annotated[Path, typer.Argument(help="The pipeline spec (YAML); see docs/pipelines.md.", exists=True,
+                                         dir_okay=False)],
+    wait: Annotated[bool, typer.Option(help="Wait for the verdict and print the report.")] = True,
+    timeout: Annotated[float | None, typer.Option(help="Give up waiting after this many seconds.")] = None,
+) -> None:
+    """Submit a pipeline from a spec file; exits 1 when a gate (or a job) fails, so CI can gate on it."""
+    arguments = load_spec(spec)
+    with _transfer("uploading") as progress:
+        pipeline = Client().pipelines.submit(**arguments, progress=progress)
+    err_console.print(f"pipeline {pipeline.id} submitted: {pipeline.url}", highlight=False)
+    if wait:
+        _pipeline_verdict(_wait_pipeline(pipeline, timeout))
+
+
+@pipeline_app.command("show")
+def pipeline_show(pipeline_id: Annotated[str, typer.Argument(help="Pipeline id.")]) -> None:
+    """The pipeline's state, its jobs and its report."""
+    pipeline = Client().pipelines.get(pipeline_id)
+    jobs = pipeline.data.jobs
+    rows = [("id", pipeline.id), ("name", pipeline.name), ("state", pipeline.state.value),
+            ("stage", pipeline.stage), ("compile job", jobs.compile), ("reference job", jobs.reference),
+            *((f"profile job ({device})", job) for device, job in jobs.profile.items()),
+            *((f"inference job ({device})", job) for device, job in jobs.inference.items())]
+    table = Table(box=None, show_header=False)
+    for key, value in rows:
+        if value:
+            table.add_row(key, escape(str(value)))
+    console.print(table)
+    console.print(render_report(pipeline.report, name=pipeline.name))
+
+
+@pipeline_app.command("list")
+def pipeline_list(
+    name: Annotated[str | None, typer.Option(help="Only pipelines for this registry model.")] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> None:
+    """List pipelines, newest first."""
+    page = Client().pipelines.list(name=name, offset=offset, limit=limit)
+    table = Table("ID", "NAME", "STATE", "STAGE", "VERSION", "CREATED", box=None, header_style="bold")
+    for pipeline in page:
+        table.add_row(pipeline.id, escape(pipeline.name), pipeline.state.value, pipeline.stage,
+                      str(pipeline.version or "—"), _when(pipeline.data.created_at))
+    console.print(table)
+    err_console.print(f"{offset + 1 if page else 0}-{offset + len(page)} of {page.total}", highlight=False)
+
+
+@pipeline_app.command("cancel")
+def pipeline_cancel(pipeline_id: Annotated[str, typer.Argument(help="Pipeline id.")]) -> None:
+    """Stop a pipeline and its running jobs; nothing is registered."""
+    pipeline = Client().pipelines.cancel(pipeline_id)
+    console.print(f"{pipeline.id} {pipeline.state.value}", highlight=False)
+
+
+def _wait_pipeline(pipeline: Pipeline, timeout: float | None) -> Pipeline:
+    with err_console.status(f"{pipeline.id}: waiting") as spinner:
+        pipeline.wait(timeout=timeout, on_change=lambda p: spinner.update(
+            f"{p.id}: [bold]{p.state.value}[/bold] {escape(p.stage)}"))
+    return pipeline
+
+
+def _pipeline_verdict(pipeline: Pipeline) -> None:
+    console.print(render_report(pipeline.report, name=pipeline.name))
+    if pipeline.state != PipelineState.SUCCESS:
         raise typer.Exit(1)

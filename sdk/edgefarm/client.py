@@ -37,7 +37,11 @@ from edgefarm.jobs import (
 )
 from edgefarm.models import MODEL_SUFFIXES, Dataset, Model, open_model_file
 from edgefarm.options import CompileOptions, ProfileOptions, RuntimeOptions
+from edgefarm.pipelines import Data as PipelineData
+from edgefarm.pipelines import Pipeline, Pipelines
+from edgefarm.registry import ModelVersion, RegisteredModel, Registry, ReleaseFile
 from edgefarm.wire import (
+    ChannelOut,
     CompileJobIn,
     DatasetOut,
     DeviceOut,
@@ -99,6 +103,8 @@ class Client:
         self.jobs = Jobs(self)
         self.devices = Devices(self)
         self.tokens = Tokens(self)
+        self.pipelines = Pipelines(self)
+        self.registry = Registry(self)
 
     def _stored(self, collection: str, file: IO[bytes]) -> dict[str, Any] | None:
         """The stored model or dataset with these exact bytes, if any. Uploads are content-addressed, so asking
@@ -492,7 +498,7 @@ class Tokens:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, name: str, *, role: Literal["admin", "user", "agent"] = "user") -> TokenOut:
+    def create(self, name: str, *, role: Literal["admin", "user", "agent", "fleet"] = "user") -> TokenOut:
         body = self._client._transport.post("/tokens", TokenIn(name=name, role=role).model_dump(mode="json"))
         return TokenOut.model_validate(body)
 
@@ -597,4 +603,77 @@ def get_jobs(
 ) -> ListPage[Job]:
     return _default_client().jobs.list(
         offset=offset, limit=limit, type=type, state=state, name=name, model_id=model_id
+    )
+
+
+# -- pipelines -----------------------------------------------------------------------------------------------
+
+
+def submit_pipeline(
+    model: Any,
+    name: str,
+    devices: Device | str | list[Device | str],
+    *,
+    eval_inputs: PipelineData,
+    metric: str | dict[str, Any],
+    gates: dict[str, Any],
+    ground_truth: PipelineData | None = None,
+    reference: PipelineData | None = None,
+    input_specs: InputSpecs | None = None,
+    compile_options: str = "",
+    calibration_data: PipelineData | None = None,
+    profile_options: str = "",
+    inference_options: str = "",
+) -> Pipeline:
+    """Compile → profile and run on each device → compare with FP32 → gate → register. See docs/pipelines.md."""
+    return _default_client().pipelines.submit(
+        model, name, devices, eval_inputs=eval_inputs, metric=metric, gates=gates, ground_truth=ground_truth,
+        reference=reference, input_specs=input_specs, compile_options=compile_options,
+        calibration_data=calibration_data, profile_options=profile_options, inference_options=inference_options)
+
+
+def get_pipeline(pipeline_id: str) -> Pipeline:
+    return _default_client().pipelines.get(pipeline_id)
+
+
+def get_pipelines(limit: int = 50, offset: int = 0, *, name: str | None = None) -> ListPage[Pipeline]:
+    return _default_client().pipelines.list(offset=offset, limit=limit, name=name)
+
+
+# -- the model registry --------------------------------------------------------------------------------------
+
+
+def get_registered_models(
+    limit: int = 50, offset: int = 0, *, name: str | None = None
+) -> ListPage[RegisteredModel]:
+    return _default_client().registry.list(offset=offset, limit=limit, name=name)
+
+
+def get_registered_model(name: str) -> RegisteredModel:
+    return _default_client().registry.get(name)
+
+
+def get_model_version(name: str, number: int) -> ModelVersion:
+    return _default_client().registry.version(name, number)
+
+
+def promote_model_version(name: str, version: int, channel: str = "production", reason: str = "") -> ChannelOut:
+    return _default_client().registry.promote(name, version, channel, reason=reason)
+
+
+def rollback_model(name: str, channel: str = "production", *, reason: str) -> ChannelOut:
+    return _default_client().registry.rollback(name, channel, reason=reason)
+
+
+def download_release(
+    name: str,
+    path: str | Path,
+    *,
+    channel: str | None = None,
+    version: int | None = None,
+    device: str | None = None,
+    etag: str | None = None,
+) -> ReleaseFile:
+    return _default_client().registry.download(
+        name, path, channel=channel, version=version, device=device, etag=etag
     )

@@ -312,10 +312,18 @@ class InferenceJob(_DeviceJob):
             )
 
 
+class ReferenceJob(InferenceJob):
+    """A pipeline's FP32 reference: the source model's outputs on the evaluation inputs, computed by a worker
+    with ONNX Runtime. `download_output_data()` as for an inference job."""
+
+    job_type = JobType.REFERENCE
+
+
 JOB_CLASSES: dict[JobType, type[Job]] = {
     JobType.COMPILE: CompileJob,
     JobType.PROFILE: ProfileJob,
     JobType.INFERENCE: InferenceJob,
+    JobType.REFERENCE: ReferenceJob,
 }
 
 

@@ -21,6 +21,7 @@ class JobType(str, enum.Enum):
     COMPILE = "compile"
     PROFILE = "profile"
     INFERENCE = "inference"
+    REFERENCE = "reference"  # FP32 outputs of a source model, computed by a worker (a pipeline's reference)
 
 
 class JobState(str, enum.Enum):
@@ -168,13 +169,13 @@ class Page(Wire, Generic[T]):
 
 class TokenIn(Wire):
     name: str
-    role: Literal["admin", "user", "agent"] = "user"
+    role: Literal["admin", "user", "agent", "fleet"] = "user"
 
 
 class TokenOut(Wire):
     id: str
     name: str
-    role: Literal["admin", "user", "agent"]
+    role: Literal["admin", "user", "agent", "fleet"]
     created_at: datetime
     token: str | None = None  # the secret, shown once on creation only
 
@@ -333,3 +334,169 @@ class InferenceResult(Wire):
     # e.g. "image: float32 NCHW → int8 NHWC (scale 0.0039, zp -128)"
     conversions: list[str] = Field(default_factory=list)
     seconds: float
+
+
+# --- pipelines: compile → profile + inference on devices → compare with FP32 → gate → register -----------------
+
+
+class PipelineState(str, enum.Enum):
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"  # every gate passed; a version was registered
+    FAILED = "FAILED"  # a gate failed (nothing registered) or a job failed
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self != PipelineState.RUNNING
+
+
+LatencyPercentile = Literal["min", "median", "mean", "p90", "p99"]
+
+
+class MetricSpec(Wire):
+    """Which output to judge and how: a metric of edgefarm.metrics, with its parameters."""
+
+    name: str
+    output: str | None = None  # the source model's output to compare; may be omitted when it has one output
+    params: dict[str, Any] = Field(default_factory=dict)  # e.g. {"threshold": 0.5} for iou
+
+
+class Gates(Wire):
+    """What a version must meet on every device to be registered. Unset gates are not checked."""
+
+    max_metric_drop: float | None = None  # reference score − device score (positive = worse), on the metric
+    min_metric: float | None = None  # the device's score against the truth (ground truth, else the FP32 outputs)
+    max_latency_ms: float | None = None
+    latency_percentile: LatencyPercentile = "median"
+    max_model_size_mb: float | None = None  # the compiled target's size
+    max_peak_memory_mb: float | None = None  # the profile's peak memory
+
+    def any(self) -> bool:
+        return any(v is not None for k, v in self.model_dump().items() if k != "latency_percentile")
+
+
+class PipelineIn(Wire):
+    name: str  # the registry model name the version is registered under
+    model_id: str  # the source model (ONNX or TorchScript)
+    devices: list[DeviceSelector]
+    input_specs: dict[str, TensorSpec] | None = None
+    compile_options: str = ""
+    calibration_dataset_id: str | None = None
+    profile_options: str = ""
+    inference_options: str = ""
+    eval_dataset_id: str  # evaluation inputs, named and shaped as the source model takes them
+    ground_truth_dataset_id: str | None = None  # named after the source outputs
+    reference_dataset_id: str | None = None  # FP32 outputs supplied by the user; computed by a worker otherwise
+    metric: MetricSpec
+    gates: Gates
+
+
+class PipelineJobs(Wire):
+    compile: str
+    reference: str | None = None  # None when the user supplied the reference outputs
+    profile: dict[str, str] = Field(default_factory=dict)  # device pool name → job id
+    inference: dict[str, str] = Field(default_factory=dict)
+
+
+class GateResult(Wire):
+    gate: str  # e.g. "max_metric_drop"
+    device: str | None  # the device pool, or None for gates about the model itself
+    measured: float | None  # None: the value could not be measured (then the gate fails)
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+
+class PipelineEvent(Wire):
+    at: datetime
+    message: str
+
+
+class PipelineOut(Wire):
+    id: str
+    name: str
+    state: PipelineState
+    stage: str  # compiling | measuring on devices | evaluating | done
+    failure_reason: str | None = None
+    spec: PipelineIn
+    jobs: PipelineJobs
+    report: dict[str, Any] | None = None  # see docs/pipelines.md: devices, metrics, gates, verdict
+    version: int | None = None  # the registered version, when every gate passed
+    submitted_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+    events: list[PipelineEvent] = Field(default_factory=list)
+
+
+# --- the model registry: versions with evidence, release channels, device fetch ---------------------------------
+
+
+class VersionTarget(Wire):
+    """One device's compiled model in a version: what a device of that pool fetches."""
+
+    device: str  # the device pool, e.g. "Host CPU"
+    model_id: str  # the compiled target model
+    sha256: str  # of the target's bytes: the fetch's ETag
+    size: int
+    format: ModelFormat
+    compile_job_id: str | None = None
+    profile_job_id: str | None = None
+    inference_job_id: str | None = None
+
+
+class ChannelEventOut(Wire):
+    channel: str
+    action: Literal["promote", "rollback"]
+    from_version: int | None = None  # None: the channel was empty
+    to_version: int
+    reason: str = ""
+    by: str  # the token's name
+    at: datetime
+
+
+class ModelVersionSummary(Wire):
+    id: str
+    number: int
+    source_model_id: str
+    devices: list[str]  # the pools it has targets for
+    pipeline_id: str | None = None
+    submitted_by: str
+    created_at: datetime
+
+
+class ModelVersionOut(ModelVersionSummary):
+    model: str  # the registered model's name
+    targets: list[VersionTarget]
+    evidence: dict[str, Any] = Field(default_factory=dict)  # what the pipeline measured and gated (job ids, gates…)
+    channels: list[str] = Field(default_factory=list)  # the channels this version is current on
+
+
+class RegisteredModelOut(Wire):
+    id: str
+    name: str
+    created_at: datetime
+    latest_version: int | None = None
+    channels: dict[str, int | None] = Field(default_factory=dict)  # channel → its current version number
+
+
+class RegisteredModelDetailOut(RegisteredModelOut):
+    versions: list[ModelVersionSummary] = Field(default_factory=list)  # newest first
+    events: list[ChannelEventOut] = Field(default_factory=list)  # the latest channel changes, newest first
+
+
+class ChannelOut(Wire):
+    model: str
+    name: str
+    version: int | None = None
+    updated_at: datetime
+    event: ChannelEventOut | None = None  # the change that was just made
+
+
+class PromoteIn(Wire):
+    version: int = Field(ge=1)
+    reason: str = ""
+
+
+class RollbackIn(Wire):
+    reason: str  # required: why the current version is being taken back

@@ -24,7 +24,8 @@ def migrate() -> None:
 
 @cli.command()
 def token(name: Annotated[str, typer.Option(help="who or what the token is for")],
-          role: Annotated[str, typer.Option(help="admin, user or agent")] = "user") -> None:
+          role: Annotated[str, typer.Option(help="admin, user, agent or fleet (devices fetching releases)")] = "user",
+          ) -> None:
     """Create an API token and print its secret (shown once)."""
     from edgefarm_gateway.db import Database
     from edgefarm_gateway.tokens.service import ROLES, create

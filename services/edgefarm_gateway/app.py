@@ -22,7 +22,10 @@ from edgefarm_gateway.jobs.reconciler import Reconciler
 from edgefarm_gateway.limits import BodyLimit
 from edgefarm_gateway.models.endpoints import router as models_router
 from edgefarm_gateway.notifier import JobNotifier
+from edgefarm_gateway.pipelines.driver import PipelineDriver
+from edgefarm_gateway.pipelines.endpoints import router as pipelines_router
 from edgefarm_gateway.queue import make_celery
+from edgefarm_gateway.registry.endpoints import router as registry_router
 from edgefarm_gateway.settings import Settings, get_settings
 from edgefarm_gateway.storage import ArtifactStore
 from edgefarm_gateway.tokens.endpoints import router as tokens_router
@@ -41,12 +44,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.notifier.bind(asyncio.get_running_loop())
-        reconciler = Reconciler(app.state.db, app.state.celery, settings) if background else None
-        if reconciler:
-            reconciler.start()
+        loops = [Reconciler(app.state.db, app.state.celery, settings),
+                 PipelineDriver(app.state.db, app.state.store, settings, app.state.notifier.notify)]
+        for loop in loops if background else []:
+            loop.start()
         yield
-        if reconciler:
-            reconciler.stop()
+        for loop in loops if background else []:
+            loop.stop()
 
     app = FastAPI(title="EdgeFarm", version=VERSION, lifespan=lifespan,
                   description="Compile, profile and run models on your own edge devices.",
@@ -61,7 +65,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.add_middleware(BodyLimit, settings=settings)
 
     api = APIRouter(prefix="/api/v1")
-    for router in (models_router, datasets_router, jobs_router, devices_router, agents_router, tokens_router):
+    for router in (models_router, datasets_router, jobs_router, pipelines_router, devices_router, agents_router,
+                   tokens_router, registry_router):
         api.include_router(router)
 
     @api.get("/health", tags=["health"])

@@ -58,6 +58,14 @@ def require_agent(principal: Annotated[Principal, Depends(get_principal)]) -> Pr
     return principal
 
 
+def require_fleet(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    """Fetching released models: devices in the field (fleet tokens), and users and admins."""
+    if principal.role not in ("fleet", "user", "admin"):
+        raise Forbidden(f"a {principal.role} token cannot fetch released models; use a fleet or user token "
+                        "(create one with --role fleet)")
+    return principal
+
+
 def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
     if principal.role != "admin":
         raise Forbidden("only an admin token can do this")
@@ -71,3 +79,4 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 UserDep = Annotated[Principal, Depends(require_user)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 AgentDep = Annotated[Principal, Depends(require_agent)]
+FleetDep = Annotated[Principal, Depends(require_fleet)]

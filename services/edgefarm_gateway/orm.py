@@ -137,6 +137,32 @@ class JobEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Pipeline(Base):
+    """compile → profile + inference on each device → compare with FP32 → gates → registry, as ordinary jobs.
+
+    The row is the pipeline's whole memory: the gateway's driver advances it from the states of its jobs, so
+    a restarted gateway carries on where the last one stopped.
+    """
+
+    __tablename__ = "pipelines"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the registry model name
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    spec: Mapped[dict[str, Any]] = mapped_column()  # the PipelineIn as submitted
+    jobs: Mapped[dict[str, Any]] = mapped_column()  # PipelineJobs
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    version: Mapped[int | None] = mapped_column(Integer, default=None)
+    events: Mapped[list[Any]] = mapped_column(default=list)  # [{at, message}]
+    owner_id: Mapped[str] = mapped_column(String(16))
+    owner_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class Agent(Base):
     """A program beside some devices. Known by name, so a restarted agent finds its devices again."""
 
@@ -170,3 +196,70 @@ class Device(Base):
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
 
     agent: Mapped[Agent] = relationship(back_populates="devices", lazy="joined")
+
+
+# --- the model registry ----------------------------------------------------------------------------------------
+
+
+class RegisteredModel(Base):
+    """A named model in the registry: its versions are what the delivery pipeline gated, its channels what ships."""
+
+    __tablename__ = "registered_models"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    owner_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ModelVersion(Base):
+    """One gated release candidate: per-device compiled targets plus the evidence that let it through.
+
+    Numbers count 1, 2, 3… per registered model; the unique constraint makes a lost race an error, never a duplicate.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("registered_model_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    source_model_id: Mapped[str] = mapped_column(ForeignKey("models.id"))
+    # [{device, model_id, sha256, size, format, compile_job_id, profile_job_id, inference_job_id}]: a device's
+    # fetch reads the bytes' hash from here without a join.
+    targets: Mapped[list[Any]] = mapped_column(default=list)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # opaque: what the pipeline measured and gated
+    pipeline_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    submitted_by: Mapped[str] = mapped_column(String(200), default="")  # the token's name
+    submitted_by_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Channel(Base):
+    """A release channel (staging, production…) of a registered model: the version devices get from it."""
+
+    __tablename__ = "registry_channels"
+    __table_args__ = (UniqueConstraint("registered_model_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id"))
+    name: Mapped[str] = mapped_column(String(32))
+    version_id: Mapped[str | None] = mapped_column(ForeignKey("model_versions.id"), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelEvent(Base):
+    """Every promote and rollback, with who, when and why: the channel's history and what a rollback walks back."""
+
+    __tablename__ = "channel_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    registered_model_id: Mapped[str] = mapped_column(ForeignKey("registered_models.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    from_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    to_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(200), default="")  # the token's name
+    by_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

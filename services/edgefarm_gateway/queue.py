@@ -1,4 +1,4 @@
-"""The Celery app, as both sides see it: the gateway only sends "compile job X", workers receive it.
+"""The Celery app, as both sides see it: the gateway only sends "run job X", workers receive it.
 
 Building it imports no task code, so the gateway stays free of the converter stack. Messages carry job ids
 only; the database says what to do. A lost or duplicated message is harmless: the reconciler re-sends what
@@ -11,12 +11,17 @@ import logging
 
 from celery import Celery
 
+from edgefarm.wire import JobType
+
 from edgefarm_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
 COMPILE_TASK = "edgefarm.compile"
-COMPILE_QUEUE = "compile"
+REFERENCE_TASK = "edgefarm.reference"
+COMPILE_QUEUE = "compile"  # the workers' queue: conversions, and the FP32 reference runs of pipelines
+# The job types workers run (the others run on devices), and the task that runs each.
+WORKER_TASKS = {JobType.COMPILE.value: COMPILE_TASK, JobType.REFERENCE.value: REFERENCE_TASK}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -48,9 +53,9 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-def send_compile(celery: Celery, job_id: str) -> None:
+def send(celery: Celery, job_id: str, job_type: str) -> None:
     try:
-        celery.send_task(COMPILE_TASK, args=[job_id], queue=COMPILE_QUEUE, retry=True,
+        celery.send_task(WORKER_TASKS[job_type], args=[job_id], queue=COMPILE_QUEUE, retry=True,
                          retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
     except Exception:  # the job row is committed; the reconciler sends it again when the broker is back
-        log.exception("could not enqueue compile job %s; the reconciler will retry", job_id)
+        log.exception("could not enqueue %s job %s; the reconciler will retry", job_type, job_id)

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # A CREATED job nobody claimed for this long is sent to the broker again (the broker may have lost it).
     requeue_after_seconds: float = 30.0
     reconcile_interval_seconds: float = 5.0
+    # How often the gateway moves pipelines on from their jobs' states (one cheap query when none runs).
+    pipeline_interval_seconds: float = 1.0
 
     # Device jobs: agents renew leases with progress; devices are offline when their agent stops heartbeating.
     device_lease_seconds: float = 60.0

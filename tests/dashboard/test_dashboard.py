@@ -236,3 +236,34 @@ def test_a_queued_job_shows_its_wait_and_its_page_follows_a_state_change(farm, c
     events = job.refresh().events
     assert page.locator(".timeline li").count() == len(events) and events[-1].state.value == "CANCELLED"
     assert page.locator(".timeline li").last.inner_text().startswith("CANCELLED")
+
+
+def test_a_pipeline_page_shows_its_jobs_and_every_gate_and_releases_link_to_it(farm, client, signed_in_page, tmp_path):
+    from tests.e2e.test_device_jobs import host_device
+
+    page = signed_in_page
+    source = nets.write_segmenter_onnx(tmp_path / "segmenter.onnx")
+    images, masks, _ = nets.shapes(6, seed=5)
+    name = f"dash-seg-{secrets.token_hex(2)}"
+    with host_device(farm) as pool:
+        pipeline = client.pipelines.submit(
+            source, name, [ef.Device(pool)], compile_options="--target_runtime tflite",
+            eval_inputs={"image": list(images[:, None])}, ground_truth={"mask": list(masks[:, None])},
+            profile_options="--max_profiler_iterations 5", metric="iou",
+            gates={"max_metric_drop": 0.02, "max_latency_ms": 5000})
+        assert pipeline.wait(timeout=300) == ef.PipelineState.SUCCESS, pipeline.failure_reason
+
+    page.goto(f"{farm.url}/pipelines")
+    page.click(f"tr[data-pipeline-id='{pipeline.id}'] a")
+    page.wait_for_selector("#pipeline-state:text('SUCCESS')")
+    assert page.locator("#pipeline-gates tr[data-passed='yes']").count() == 2
+    assert page.locator("#pipeline-gates tr[data-passed='no']").count() == 0
+    assert page.locator("#pipeline-devices tbody tr").count() == 1
+    jobs = page.locator("#pipeline-jobs a").all_inner_texts()
+    assert jobs == ["compile", "FP32 reference", f"profile on {pool}", f"inference on {pool}"]
+    screenshot(page, "pipeline")
+
+    page.goto(f"{farm.url}/models#releases")
+    page.click(f"section[data-registered-model='{name}'] a[href='/pipelines/{pipeline.id}']")
+    page.wait_for_selector("#pipeline-state")
+    assert page.url.endswith(f"/pipelines/{pipeline.id}")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from edgefarm.cli import app
 from edgefarm.datasets import check_inputs, write_npz
-from edgefarm.jobs import JOB_CLASSES, job_from_wire
+from edgefarm.jobs import JOB_CLASSES, ReferenceJob, job_from_wire
 from edgefarm.wire import DatasetOut, DeviceOut, JobOut, ModelOut, TensorInfo
 from typer.testing import CliRunner
 
@@ -332,11 +332,13 @@ def test_job_classes_follow_the_type(client, peer):
         ef.JobType.COMPILE: ef.CompileJob,
         ef.JobType.PROFILE: ef.ProfileJob,
         ef.JobType.INFERENCE: ef.InferenceJob,
+        ef.JobType.REFERENCE: ReferenceJob,
     }
     for job_type, cls in [
         ("compile", ef.CompileJob),
         ("profile", ef.ProfileJob),
         ("inference", ef.InferenceJob),
+        ("reference", ReferenceJob),
     ]:
         assert type(job_from_wire(client, JobOut.model_validate(job_out("j", job_type)))) is cls
     peer.then(Reply(200, job_out("j_p", "profile", "PROVISIONING_DEVICE", device_id="v_1")))

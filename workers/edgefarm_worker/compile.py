@@ -4,66 +4,21 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 from edgefarm.options import CompileOptions
 from edgefarm.wire import CompileResult, JobState, TensorSpec
-from edgefarm_gateway.db import Database
 from edgefarm_gateway.jobs import leases
 from edgefarm_gateway.models import service as models
 from edgefarm_gateway.orm import Dataset, Job, Model
-from edgefarm_gateway.settings import Settings, get_settings
-from edgefarm_gateway.storage import ArtifactStore
+from edgefarm_worker.base import LeaseKeeper, WorkerRunner, load_npz
 from edgefarm_worker.convert import CompileRequest, ConversionError, compile_model
 
 log = logging.getLogger(__name__)
 
 
-class LeaseKeeper:
-    """Renews a job's lease in the background while the (blocking) conversion runs."""
-
-    def __init__(self, db: Database, job_id: str, token: str, lease: float) -> None:
-        self._renew = lambda: leases.renew(db, job_id, token, lease=lease)
-        self._interval = lease / 3
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if not self._renew():
-                    log.info("lease lost (job cancelled or taken over); its result will be dropped")
-                    return
-            except Exception:
-                log.exception("could not renew the lease; trying again")
-
-
-def load_calibration(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as archive:  # never unpickle a user's file
-        return {name: archive[name] for name in archive.files}
-
-
-class CompileRunner:
-    def __init__(self, db: Database, store: ArtifactStore, settings: Settings) -> None:
-        self.db, self.store, self.settings = db, store, settings
-
-    @classmethod
-    def from_settings(cls) -> CompileRunner:
-        settings = get_settings()
-        return cls(Database(settings), ArtifactStore(settings.artifacts_path), settings)
-
+class CompileRunner(WorkerRunner):
     def run(self, job_id: str) -> None:
         lease = self.settings.compile_lease_seconds
         token = leases.claim(self.db, job_id, working_state=JobState.OPTIMIZING_MODEL, lease=lease,
@@ -81,7 +36,7 @@ class CompileRunner:
                 source_path=self.store.path(model.sha256), source_format=model.format,
                 options=CompileOptions.parse(job.options),
                 input_specs={k: TensorSpec(**v) for k, v in job.input_specs.items()} if job.input_specs else None,
-                calibration=load_calibration(self.store.path(dataset.sha256)) if dataset else None,
+                calibration=load_npz(self.store.path(dataset.sha256)) if dataset else None,
                 workdir=Path(workdir))
             started = time.monotonic()
             try:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from edgefarm_gateway.queue import COMPILE_TASK
+from edgefarm_gateway.queue import COMPILE_TASK, REFERENCE_TASK
 from edgefarm_worker.celery_app import app
 from edgefarm_worker.compile import CompileRunner
+from edgefarm_worker.reference import ReferenceRunner
 
-_runner: CompileRunner | None = None
+_runners: dict[type, CompileRunner | ReferenceRunner] = {}  # one of each per worker process
+
+
+def _runner(kind: type[CompileRunner] | type[ReferenceRunner]) -> CompileRunner | ReferenceRunner:
+    if kind not in _runners:
+        _runners[kind] = kind.from_settings()
+    return _runners[kind]
 
 
 @app.task(name=COMPILE_TASK)
 def compile_job(job_id: str) -> None:
-    global _runner
-    if _runner is None:  # one per worker process: its database pool and store are reused across jobs
-        _runner = CompileRunner.from_settings()
-    _runner.run(job_id)
+    _runner(CompileRunner).run(job_id)
+
+
+@app.task(name=REFERENCE_TASK)
+def reference_job(job_id: str) -> None:
+    _runner(ReferenceRunner).run(job_id)

@@ -13,20 +13,18 @@ from typing import BinaryIO
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from edgefarm.wire import (CompileResult, DeviceSelector, InferenceResult, JobState, JobType, Lease, Profile,
-                           ProgressIn)
-from edgefarm_gateway import paging
+from edgefarm.wire import (CompileResult, DatasetEntry, DeviceSelector, InferenceResult, JobState, JobType, Lease,
+                           Profile, ProgressIn)
 from edgefarm_gateway.datasets import service as datasets
-from edgefarm_gateway.datasets.inspect import inspect_dataset
 from edgefarm_gateway.devices.selection import matches
 from edgefarm_gateway.errors import BadRequest, Conflict, NotFound
 from edgefarm_gateway.jobs import repository, service as jobs
+from edgefarm_gateway.jobs.repository import DEVICE_JOB_TYPES
 from edgefarm_gateway.models import service as models
-from edgefarm_gateway.orm import Agent, Dataset, Device, Job, new_id
+from edgefarm_gateway.orm import Agent, Dataset, Device, Job
 from edgefarm_gateway.settings import Settings
 from edgefarm_gateway.storage import ArtifactStore
 
-DEVICE_JOB_TYPES = (JobType.PROFILE.value, JobType.INFERENCE.value)
 WORKING_STATE = {JobType.PROFILE.value: JobState.MEASURING_PERFORMANCE,
                  JobType.INFERENCE.value: JobState.RUNNING_INFERENCE}
 
@@ -117,15 +115,9 @@ def record_inference(session: Session, store: ArtifactStore, settings: Settings,
         partial = json.loads(result_json or "{}")
     except json.JSONDecodeError as exc:
         raise BadRequest(f"result is not JSON: {exc}") from None
-    with store.stage(outputs, max_bytes=settings.max_dataset_bytes, what="dataset") as staged:
-        entries = inspect_dataset(staged.path, max_bytes=settings.max_dataset_bytes)
-        store.keep(staged)
-    dataset = paging.by_sha256(session, Dataset, staged.sha256)
-    if dataset is None:
-        dataset = Dataset(id=new_id("d"), name=f"{job.name} outputs", sha256=staged.sha256, size=staged.size,
-                          entries={k: v.model_dump() for k, v in entries.items()}, owner_id=job.owner_id)
-        session.add(dataset)
-        session.flush()
+    dataset, _ = datasets.add(session, store, outputs, name=f"{job.name} outputs",
+                              max_bytes=settings.max_dataset_bytes, owner_id=job.owner_id)
+    entries = {k: DatasetEntry(**v) for k, v in dataset.entries.items()}
     try:
         result = InferenceResult(output_dataset_id=dataset.id, outputs=entries, **partial)
     except (ValidationError, TypeError) as exc:

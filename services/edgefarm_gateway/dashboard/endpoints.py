@@ -27,6 +27,8 @@ from edgefarm_gateway.downloads import artifact_response
 from edgefarm_gateway.errors import NotFound
 from edgefarm_gateway.jobs import service as jobs
 from edgefarm_gateway.models import service as models
+from edgefarm_gateway.pipelines import service as pipelines
+from edgefarm_gateway.registry import service as registry
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -213,7 +215,28 @@ def models_page(request: Request, session: SessionDep, user: PageUserDep, name: 
     if user is None:
         return _to_login(request)
     page = models.list_page(session, name=name or None, sha256=None, offset=0, limit=200)
-    return _render(request, "models.html", user=user, page=page, name=name or "")
+    return _render(request, "models.html", user=user, page=page, name=name or "",
+                   releases=registry.releases(session))
+
+
+@router.get("/pipelines")
+def pipelines_page(request: Request, session: SessionDep, user: PageUserDep) -> Response:
+    if user is None:
+        return _to_login(request)
+    page = pipelines.list_page(session, name=None, state=None, offset=0, limit=JOBS_SHOWN)
+    return _render(request, "pipelines.html", user=user, page=page)
+
+
+@router.get("/pipelines/{pipeline_id}")
+def pipeline_page(pipeline_id: str, request: Request, session: SessionDep, user: PageUserDep) -> Response:
+    """The SDK's `pipeline.url`: the pipeline's jobs, timeline, and its verdict as tables."""
+    if user is None:
+        return _to_login(request)
+    try:
+        pipeline = pipelines.to_out(pipelines.get(session, pipeline_id))
+    except NotFound:
+        return _render(request, "not_found.html", status_code=404, user=user, what=f"pipeline {pipeline_id}")
+    return _render(request, "pipeline.html", user=user, pipeline=pipeline)
 
 
 @router.get("/models/{model_id}/download")

@@ -21,18 +21,26 @@ def to_out(dataset: Dataset) -> DatasetOut:
 
 def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: str, filename: str | None,
            max_bytes: int, owner_id: str) -> tuple[DatasetOut, bool]:
+    dataset, created = add(session, store, source, name=name or (PurePath(filename).stem if filename else "dataset"),
+                           max_bytes=max_bytes, owner_id=owner_id)
+    return to_out(dataset), created
+
+
+def add(session: Session, store: ArtifactStore, source: BinaryIO, *, name: str, max_bytes: int,
+        owner_id: str | None) -> tuple[Dataset, bool]:
+    """Validate and store a .npz (users' uploads, device outputs, reference outputs); the same bytes are one
+    dataset. Returns it and whether it is new."""
     with store.stage(source, max_bytes=max_bytes, what="dataset") as staged:
         existing = paging.by_sha256(session, Dataset, staged.sha256)
         if existing is not None:
-            return to_out(existing), False
+            return existing, False
         entries = inspect_dataset(staged.path, max_bytes=max_bytes)
         store.keep(staged)
-    dataset = Dataset(id=new_id("d"), name=name or (PurePath(filename).stem if filename else "dataset"),
-                      sha256=staged.sha256, size=staged.size,
+    dataset = Dataset(id=new_id("d"), name=name, sha256=staged.sha256, size=staged.size,
                       entries={k: v.model_dump() for k, v in entries.items()}, owner_id=owner_id)
     session.add(dataset)
     session.flush()
-    return to_out(dataset), True
+    return dataset, True
 
 
 def get(session: Session, dataset_id: str) -> Dataset:

@@ -1,10 +1,11 @@
 """Keeps the database's promise that no submitted job is lost, whatever happens to brokers and workers.
 
-- A compile job whose worker stopped renewing its lease (crashed, killed, machine gone) goes back to
-  CREATED and is sent again, up to a bounded number of attempts; then it FAILS saying so.
+- A worker job (compile, or a pipeline's FP32 reference) whose worker stopped renewing its lease (crashed,
+  killed, machine gone) goes back to CREATED and is sent again, up to a bounded number of attempts; then
+  it FAILS saying so.
 - A profile or inference job whose agent stopped renewing its lease goes back to the queue for any device
   of its pool, up to a bounded number of attempts; then it FAILS saying the device was lost.
-- A CREATED compile job nobody claimed for a while is sent to the broker again (the message was lost,
+- A CREATED worker job nobody claimed for a while is sent to the broker again (the message was lost,
   or the broker was down when the job was submitted).
 Every gateway may run it; claims make duplicate sends harmless.
 """
@@ -17,10 +18,11 @@ from datetime import timedelta
 
 from celery import Celery
 
-from edgefarm.wire import JobState, JobType
+from edgefarm.wire import JobState
 from edgefarm_gateway import queue
 from edgefarm_gateway.db import Database, after_commit
 from edgefarm_gateway.jobs import repository, service
+from edgefarm_gateway.jobs.repository import DEVICE_JOB_TYPES
 from edgefarm_gateway.orm import utcnow
 from edgefarm_gateway.settings import Settings
 
@@ -30,28 +32,28 @@ log = logging.getLogger(__name__)
 def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
     """One pass; returns how many jobs it re-sent or failed."""
     changed = 0
+    worker_types = tuple(queue.WORKER_TASKS)
     with db.session() as session:
-        for job in repository.expired_leases(session, JobState.OPTIMIZING_MODEL):
+        for job in repository.expired_leases(session, worker_types):
             changed += 1
             if job.attempts >= settings.compile_max_attempts:
-                service.fail(session, job, f"the compile worker was lost {job.attempts} times while converting this "
-                                           "model (killed, out of memory, or crashed by the converter); "
+                service.fail(session, job, f"the worker was lost {job.attempts} times while running this {job.type} "
+                                           "job (killed, out of memory, or crashed by the converter or runtime); "
                                            "check the worker logs, then submit again")
                 continue
             job.claim_token = job.lease_expires_at = None
             job.enqueued_at = utcnow()
             service.transition(session, job, JobState.CREATED, "the worker stopped renewing its lease; requeued")
-            after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
-        for state in (JobState.PROVISIONING_DEVICE, JobState.MEASURING_PERFORMANCE, JobState.RUNNING_INFERENCE):
-            for job in repository.expired_leases(session, state):
-                changed += 1
-                _release_lost_device_job(session, settings, job)
+            after_commit(session, lambda job_id=job.id, job_type=job.type: queue.send(celery, job_id, job_type))
+        for job in repository.expired_leases(session, DEVICE_JOB_TYPES):
+            changed += 1
+            _release_lost_device_job(session, settings, job)
         stale = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
-        for job in repository.unclaimed_since(session, JobType.COMPILE.value, stale):
+        for job in repository.unclaimed_since(session, worker_types, stale):
             changed += 1
             job.enqueued_at = utcnow()
-            log.info("compile job %s was not picked up; sending it again", job.id)
-            after_commit(session, lambda job_id=job.id: queue.send_compile(celery, job_id))
+            log.info("%s job %s was not picked up; sending it again", job.type, job.id)
+            after_commit(session, lambda job_id=job.id, job_type=job.type: queue.send(celery, job_id, job_type))
     return changed
 
 

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from edgefarm.wire import JobState
+from edgefarm.wire import JobState, JobType
 from edgefarm_gateway.orm import Job, JobEvent, utcnow
 
+DEVICE_JOB_TYPES = (JobType.PROFILE.value, JobType.INFERENCE.value)  # the rest run on workers
 ACTIVE = (JobState.CREATED, JobState.OPTIMIZING_MODEL, JobState.PROVISIONING_DEVICE,
           JobState.MEASURING_PERFORMANCE, JobState.RUNNING_INFERENCE)
 
@@ -81,13 +82,15 @@ def queued(session: Session, types: tuple[str, ...], limit: int = 200) -> list[J
                                 .order_by(Job.created_at, Job.id).limit(limit)))
 
 
-def expired_leases(session: Session, working_state: JobState) -> list[Job]:
+def expired_leases(session: Session, types: tuple[str, ...]) -> list[Job]:
+    """Jobs of these types whose holder stopped renewing its lease."""
+    working = [s.value for s in ACTIVE if s != JobState.CREATED]
     return list(session.scalars(
-        select(Job).where(Job.state == working_state.value, Job.lease_expires_at < utcnow())
+        select(Job).where(Job.type.in_(types), Job.state.in_(working), Job.lease_expires_at < utcnow())
         .with_for_update(skip_locked=True)))
 
 
-def unclaimed_since(session: Session, job_type: str, before: datetime) -> list[Job]:
+def unclaimed_since(session: Session, types: tuple[str, ...], before: datetime) -> list[Job]:
     return list(session.scalars(
-        select(Job).where(Job.type == job_type, Job.state == JobState.CREATED.value,
+        select(Job).where(Job.type.in_(types), Job.state == JobState.CREATED.value,
                           or_(Job.enqueued_at.is_(None), Job.enqueued_at < before)).with_for_update(skip_locked=True)))

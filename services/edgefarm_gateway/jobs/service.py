@@ -48,9 +48,9 @@ def list_page(session: Session, *, type: JobType | None, state: JobState | None,
 
 
 def queue_positions(session: Session) -> dict[str, int]:
-    """Where each waiting job stands (1 = next): compile jobs in the workers' queue, device jobs in the devices'."""
+    """Where each waiting job stands (1 = next): worker jobs in the workers' queue, device jobs in the devices'."""
     positions: dict[str, int] = {}
-    for types in ((JobType.COMPILE.value,), (JobType.PROFILE.value, JobType.INFERENCE.value)):
+    for types in (tuple(queue.WORKER_TASKS), repository.DEVICE_JOB_TYPES):
         positions.update({job.id: i for i, job in enumerate(repository.queued(session, types, limit=1000), 1)})
     return positions
 
@@ -88,7 +88,7 @@ def cancel(session: Session, job_id: str) -> Job:
 # --- compile jobs ------------------------------------------------------------------------------------------
 
 
-def _fits(declared: list, given: list) -> bool:
+def fits(declared: list, given: list) -> bool:
     """A concrete shape fits a declared one: same rank, equal wherever the declared dimension is fixed."""
     return len(declared) == len(given) and all(
         not (isinstance(d, int) and d > 0) or d == g for d, g in zip(declared, given))
@@ -109,7 +109,7 @@ def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
                          f"its inputs are {', '.join(known)}")
     for name, spec in specs.items():
         declared = known[name]["shape"]
-        if not _fits(declared, spec.shape):
+        if not fits(declared, spec.shape):
             raise BadRequest(f"input_specs gives {name} the shape {tuple(spec.shape)}, but the model declares "
                              f"{tuple(declared)}")
 
@@ -123,7 +123,7 @@ def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, datase
                          f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(extra) or 'none'}")
     for name, shape in inputs.items():
         got = dataset.entries[name]["shape"]
-        if not _fits(shape, got):
+        if not fits(shape, got):
             raise BadRequest(f"calibration samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
 
 
@@ -172,8 +172,21 @@ def submit_compile(session: Session, celery: Celery, body: CompileJobIn, owner_i
                                                    "its target model is reused")
     else:
         job.enqueued_at = utcnow()
-        after_commit(session, partial(queue.send_compile, celery, job.id))
+        after_commit(session, partial(queue.send, celery, job.id, job.type))
     session.flush()
+    return job
+
+
+def submit_reference(session: Session, celery: Celery, *, model: Model, dataset: Dataset,
+                     input_specs: dict[str, TensorSpec] | None, name: str, owner_id: str) -> Job:
+    """The FP32 outputs of a source model on a dataset, computed by a worker (a pipeline's reference)."""
+    job = Job(id=new_id("j"), type=JobType.REFERENCE.value, name=name, state=JobState.CREATED.value,
+              model_id=model.id, input_dataset_id=dataset.id, enqueued_at=utcnow(), owner_id=owner_id,
+              input_specs={k: v.model_dump() for k, v in (input_specs or {}).items()} or None)
+    session.add(job)
+    repository.add_event(session, job, JobState.CREATED, "queued for a worker (FP32 reference)")
+    session.flush()
+    after_commit(session, partial(queue.send, celery, job.id, job.type))
     return job
 
 
@@ -200,7 +213,7 @@ def _check_inputs(session: Session, model: Model, dataset: Dataset) -> None:
     for name, tensor in expected.items():
         entry = dataset.entries[name]
         shape = tensor["shape"]
-        if not _fits(shape, entry["shape"]):
+        if not fits(shape, entry["shape"]):
             raise BadRequest(f"input {name}: each sample must have shape {tuple(shape)}; got {tuple(entry['shape'])}")
         if entry["dtype"] != tensor["dtype"]:
             raise BadRequest(f"input {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "

@@ -13,7 +13,7 @@ from edgefarm.wire import TokenOut
 from edgefarm_gateway.errors import NotFound
 from edgefarm_gateway.orm import ApiToken, new_id, utcnow
 
-ROLES = ("admin", "user", "agent")
+ROLES = ("admin", "user", "agent", "fleet")  # fleet: devices in the field, fetch released models only
 
 
 @dataclass(frozen=True)

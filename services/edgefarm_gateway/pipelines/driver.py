@@ -1,0 +1,143 @@
+"""Moves pipelines forward from the states of their jobs; runs in a daemon thread of every gateway.
+
+Each pass looks at the RUNNING pipelines, one transaction each, the row locked so two gateways never
+advance the same pipeline twice:
+
+    compile SUCCESS, no device jobs yet   → a profile and an inference job on each device pool
+    every job SUCCESS                      → evaluate, gate, register (or not), finish
+    any job FAILED or CANCELLED            → the pipeline FAILS, naming the job and its reason
+
+All of it is derived from rows, so a gateway that restarts mid-pipeline carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from edgefarm.wire import InferenceJobIn, JobState, PipelineIn, PipelineJobs, PipelineState, ProfileJobIn
+from edgefarm_gateway.db import Database
+from edgefarm_gateway.jobs import service as jobs
+from edgefarm_gateway.orm import Job, Pipeline
+from edgefarm_gateway.pipelines import evaluation
+from edgefarm_gateway.pipelines.service import STAGE_DEVICES, finish, job_rows, note
+from edgefarm_gateway.registry import service as registry
+from edgefarm_gateway.settings import Settings
+from edgefarm_gateway.storage import ArtifactStore
+from edgefarm_gateway.tokens.service import Principal
+
+log = logging.getLogger(__name__)
+
+Notify = Callable[[], None]
+
+
+def advance_all(db: Database, store: ArtifactStore, settings: Settings, notify: Notify) -> int:
+    """One pass over the running pipelines; returns how many changed."""
+    with db.session() as session:
+        running = list(session.scalars(select(Pipeline.id).where(Pipeline.state == PipelineState.RUNNING.value)))
+    changed = 0
+    for pipeline_id in running:
+        try:
+            with db.session() as session:
+                pipeline = session.scalar(select(Pipeline).where(
+                    Pipeline.id == pipeline_id, Pipeline.state == PipelineState.RUNNING.value)
+                    .with_for_update(skip_locked=True))
+                if pipeline is not None:
+                    before = (pipeline.state, pipeline.stage)
+                    advance(session, store, settings, notify, pipeline)
+                    changed += (pipeline.state, pipeline.stage) != before
+        except Exception as exc:  # a bug must end this pipeline with a reason, not stall it or the others
+            log.exception("pipeline %s could not advance", pipeline_id)
+            with db.session() as session:
+                pipeline = session.get(Pipeline, pipeline_id)
+                if pipeline is not None and pipeline.state == PipelineState.RUNNING.value:
+                    finish(session, pipeline, PipelineState.FAILED,
+                           f"internal error in the gateway: {type(exc).__name__}: {exc}")
+    return changed
+
+
+def advance(session: Session, store: ArtifactStore, settings: Settings, notify: Notify, pipeline: Pipeline) -> None:
+    ids = PipelineJobs(**pipeline.jobs)
+    rows = job_rows(session, pipeline)
+    for job in rows.values():
+        if job.state in (JobState.FAILED.value, JobState.CANCELLED.value):
+            why = job.failure_reason or "cancelled"
+            finish(session, pipeline, PipelineState.FAILED, f"{_describe(job, ids)} {job.state.lower()}: {why}")
+            return
+    if rows[ids.compile].state != JobState.SUCCESS.value:
+        return
+    spec = PipelineIn(**pipeline.spec)
+    if not ids.profile:
+        _submit_device_jobs(session, settings, notify, pipeline, spec, rows[ids.compile])
+        return
+    if any(job.state != JobState.SUCCESS.value for job in rows.values()):
+        return
+    try:
+        report = evaluation.build_report(session, store, spec, ids, rows)
+    except evaluation.EvaluationError as exc:
+        finish(session, pipeline, PipelineState.FAILED, f"cannot compare the outputs: {exc}")
+        return
+    pipeline.report = report
+    if not report["passed"]:
+        finish(session, pipeline, PipelineState.FAILED,
+               f"gate failed, nothing registered: {evaluation.failed_gates(report)}")
+        return
+    targets = [{"device": d.name, "model_id": rows[ids.compile].target_model_id, "compile_job_id": ids.compile,
+                "profile_job_id": ids.profile[d.name], "inference_job_id": ids.inference[d.name]}
+               for d in spec.devices]
+    version = registry.register_version(
+        session, name=spec.name, source_model_id=spec.model_id, targets=targets,
+        evidence={"pipeline_id": pipeline.id, **report}, pipeline_id=pipeline.id,
+        submitted_by=Principal(pipeline.owner_id, pipeline.owner_name, "user"))
+    pipeline.version = version.number
+    finish(session, pipeline, PipelineState.SUCCESS, f"every gate passed: registered {spec.name} v{version.number}")
+
+
+def _submit_device_jobs(session: Session, settings: Settings, notify: Notify, pipeline: Pipeline, spec: PipelineIn,
+                        compiled: Job) -> None:
+    ids = PipelineJobs(**pipeline.jobs)
+    for selector in spec.devices:
+        name = f"{spec.name} on {selector.name}"
+        ids.profile[selector.name] = jobs.submit_profile(session, settings, notify, ProfileJobIn(
+            model_id=compiled.target_model_id, device=selector, name=name, options=spec.profile_options,
+            input_dataset_id=spec.eval_dataset_id), pipeline.owner_id).id
+        ids.inference[selector.name] = jobs.submit_inference(session, settings, notify, InferenceJobIn(
+            model_id=compiled.target_model_id, device=selector, name=name, options=spec.inference_options,
+            input_dataset_id=spec.eval_dataset_id), pipeline.owner_id).id
+    pipeline.jobs = ids.model_dump()
+    pipeline.stage = STAGE_DEVICES
+    note(pipeline, f"compiled by job {compiled.id}; profile and inference jobs on "
+                   f"{', '.join(d.name for d in spec.devices)}")
+
+
+def _describe(job: Job, ids: PipelineJobs) -> str:
+    device = next((name for name, job_id in {**ids.profile, **ids.inference}.items() if job_id == job.id), None)
+    return f"{job.type} job {job.id}" + (f" on {device}" if device else "")
+
+
+class PipelineDriver:
+    """Runs advance_all every `pipeline_interval_seconds` in a daemon thread of the gateway."""
+
+    def __init__(self, db: Database, store: ArtifactStore, settings: Settings, notify: Notify) -> None:
+        self._args = (db, store, settings, notify)
+        self._interval = settings.pipeline_interval_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="edgefarm-pipelines", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                advance_all(*self._args)
+            except Exception:  # a database hiccup must not end the loop
+                log.exception("pipeline pass failed; trying again in %.0f s", self._interval)

@@ -1,0 +1,1 @@
+"""The model registry: versions the delivery pipeline registered with their evidence, release channels, fetches."""
