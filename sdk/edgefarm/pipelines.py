@@ -147,6 +147,9 @@ class Pipelines:
         RuntimeOptions.parse(inference_options)
         spec = _metric_spec(metric)
         gate_spec = Gates.model_validate(dict(gates)) if not isinstance(gates, Gates) else gates
+        if not gate_spec.given():
+            raise ValueError("gates: give at least one of max_metric_drop, min_metric, max_latency_ms, "
+                             "max_model_size_mb, max_peak_memory_mb; without a gate nothing decides the release")
         specs = normalize_input_specs(input_specs)
         pools = [as_device(d).to_wire() for d in ([devices] if isinstance(devices, Device | str) else devices)]
         with ExitStack() as stack:

@@ -362,7 +362,10 @@ class MetricSpec(Wire):
 
 
 class Gates(Wire):
-    """What a version must meet on every device to be registered. Unset gates are not checked."""
+    """What a version must meet on every device to be registered. Unset gates are not checked; an unknown gate
+    is refused, since a misspelt one would otherwise pass everything."""
+
+    model_config = ConfigDict(extra="forbid")
 
     max_metric_drop: float | None = None  # reference score − device score (positive = worse), on the metric
     min_metric: float | None = None  # the device's score against the truth (ground truth, else the FP32 outputs)
@@ -371,7 +374,7 @@ class Gates(Wire):
     max_model_size_mb: float | None = None  # the compiled target's size
     max_peak_memory_mb: float | None = None  # the profile's peak memory
 
-    def any(self) -> bool:
+    def given(self) -> bool:
         return any(v is not None for k, v in self.model_dump().items() if k != "latency_percentile")
 
 

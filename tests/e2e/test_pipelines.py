@@ -157,6 +157,7 @@ def test_a_failed_compile_fails_the_pipeline_with_the_converters_message(farm, c
     ({"metric": "dice"}, "unknown metric 'dice'"),
     ({"metric": {"name": "iou", "treshold": 0.5}}, "unknown param treshold"),
     ({"gates": {"latency_percentile": "p90"}}, "give at least one of"),
+    ({"gates": {"max_latency": 30}}, "max_latency\n  Extra inputs are not permitted"),
     ({"ground_truth": {"logits": list(np.zeros((12, 1, 1, 32, 32), np.float32))}}, "must hold the judged output"),
     ({"devices": ["No Such Phone"]}, "no device matches 'No Such Phone'"),
     ({"name": "bad name!"}, "is not a registry model name"),

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from edgefarm.wire import InferenceJobIn, JobState, PipelineIn, PipelineJobs, PipelineState, ProfileJobIn
 from edgefarm_gateway.db import Database
+from edgefarm_gateway.errors import FarmError
 from edgefarm_gateway.jobs import service as jobs
 from edgefarm_gateway.orm import Job, Pipeline
 from edgefarm_gateway.pipelines import evaluation
@@ -72,7 +73,11 @@ def advance(session: Session, store: ArtifactStore, settings: Settings, notify: 
         return
     spec = PipelineIn(**pipeline.spec)
     if not ids.profile:
-        _submit_device_jobs(session, settings, notify, pipeline, spec, rows[ids.compile])
+        try:
+            with session.begin_nested():  # all the device jobs, or none
+                _submit_device_jobs(session, settings, notify, pipeline, spec, rows[ids.compile])
+        except FarmError as exc:  # e.g. the pool's devices were retired since the pipeline was submitted
+            finish(session, pipeline, PipelineState.FAILED, f"cannot start the device jobs: {exc.detail}")
         return
     if any(job.state != JobState.SUCCESS.value for job in rows.values()):
         return

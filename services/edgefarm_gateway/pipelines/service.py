@@ -33,8 +33,9 @@ def to_out(pipeline: Pipeline) -> PipelineOut:
                        events=[PipelineEvent(**e) for e in pipeline.events])
 
 
-def get(session: Session, pipeline_id: str) -> Pipeline:
-    pipeline = session.get(Pipeline, pipeline_id)
+def get(session: Session, pipeline_id: str, *, lock: bool = False) -> Pipeline:
+    """`lock`: hold the row until commit, so a change cannot interleave with the driver's."""
+    pipeline = session.get(Pipeline, pipeline_id, with_for_update=lock)
     if pipeline is None:
         raise NotFound(f"no pipeline {pipeline_id}")
     return pipeline
@@ -76,7 +77,7 @@ def job_rows(session: Session, pipeline: Pipeline) -> dict[str, Job]:
 
 
 def cancel(session: Session, pipeline_id: str) -> Pipeline:
-    pipeline = get(session, pipeline_id)
+    pipeline = get(session, pipeline_id, lock=True)
     if PipelineState(pipeline.state).finished:
         raise Conflict(f"pipeline {pipeline_id} is already {pipeline.state} and cannot be cancelled")
     finish(session, pipeline, PipelineState.CANCELLED, "cancelled by the user")
@@ -90,7 +91,7 @@ def submit(session: Session, settings: Settings, celery: Celery, body: PipelineI
         raise BadRequest(f"model {model.id} is {model.format}: a pipeline starts from the source model (ONNX or "
                          "TorchScript), which it compiles and runs in FP32 as the reference")
     _check_devices(session, settings, body)
-    if not body.gates.any():
+    if not body.gates.given():
         raise BadRequest("gates: give at least one of max_metric_drop, min_metric, max_latency_ms, "
                          "max_model_size_mb, max_peak_memory_mb — without a gate nothing decides the release")
     for options, kind in ((body.profile_options, ProfileOptions), (body.inference_options, RuntimeOptions)):
