@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import version
 
 from fastapi import APIRouter, FastAPI
@@ -18,11 +19,12 @@ from edgefarm_gateway.db import Database
 from edgefarm_gateway.devices.endpoints import router as devices_router
 from edgefarm_gateway.errors import install_error_handlers
 from edgefarm_gateway.jobs.endpoints import router as jobs_router
-from edgefarm_gateway.jobs.reconciler import Reconciler
+from edgefarm_gateway.jobs.reconciler import reconcile_once
 from edgefarm_gateway.limits import BodyLimit
 from edgefarm_gateway.models.endpoints import router as models_router
 from edgefarm_gateway.notifier import JobNotifier
-from edgefarm_gateway.pipelines.driver import PipelineDriver
+from edgefarm_gateway.periodic import Periodic
+from edgefarm_gateway.pipelines.driver import advance_all
 from edgefarm_gateway.pipelines.endpoints import router as pipelines_router
 from edgefarm_gateway.queue import make_celery
 from edgefarm_gateway.registry.endpoints import router as registry_router
@@ -44,8 +46,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.notifier.bind(asyncio.get_running_loop())
-        loops = [Reconciler(app.state.db, app.state.celery, settings),
-                 PipelineDriver(app.state.db, app.state.store, settings, app.state.notifier.notify)]
+        state = app.state
+        loops = [Periodic("reconcile", settings.reconcile_interval_seconds,
+                          partial(reconcile_once, state.db, state.celery, settings)),
+                 Periodic("pipelines", settings.pipeline_interval_seconds,
+                          partial(advance_all, state.db, state.store, settings, state.notifier.notify))]
         for loop in loops if background else []:
             loop.start()
         yield

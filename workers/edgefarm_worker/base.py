@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefarm.wire import JobState
 from edgefarm_gateway.db import Database
 from edgefarm_gateway.jobs import leases
 from edgefarm_gateway.settings import Settings, get_settings
@@ -26,6 +27,17 @@ class WorkerRunner:
     def from_settings(cls):
         settings = get_settings()
         return cls(Database(settings), ArtifactStore(settings.artifacts_path), settings)
+
+    def claim(self, job_id: str, working_state: JobState) -> str | None:
+        """The lease token if this worker won the job; None if it is done, cancelled or held by another."""
+        token = leases.claim(self.db, job_id, working_state=working_state, lease=self.settings.compile_lease_seconds,
+                             max_attempts=self.settings.compile_max_attempts)
+        if token is None:
+            log.info("job %s is not waiting (done, cancelled or held by another worker); skipping", job_id)
+        return token
+
+    def keep_lease(self, job_id: str, token: str) -> LeaseKeeper:
+        return LeaseKeeper(self.db, job_id, token, self.settings.compile_lease_seconds)
 
 
 class LeaseKeeper:

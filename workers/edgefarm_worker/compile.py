@@ -12,7 +12,7 @@ from edgefarm.wire import CompileResult, JobState, TensorSpec
 from edgefarm_gateway.jobs import leases
 from edgefarm_gateway.models import service as models
 from edgefarm_gateway.orm import Dataset, Job, Model
-from edgefarm_worker.base import LeaseKeeper, WorkerRunner, load_npz
+from edgefarm_worker.base import WorkerRunner, load_npz
 from edgefarm_worker.convert import CompileRequest, ConversionError, compile_model
 
 log = logging.getLogger(__name__)
@@ -20,18 +20,15 @@ log = logging.getLogger(__name__)
 
 class CompileRunner(WorkerRunner):
     def run(self, job_id: str) -> None:
-        lease = self.settings.compile_lease_seconds
-        token = leases.claim(self.db, job_id, working_state=JobState.OPTIMIZING_MODEL, lease=lease,
-                             max_attempts=self.settings.compile_max_attempts)
+        token = self.claim(job_id, JobState.OPTIMIZING_MODEL)
         if token is None:
-            log.info("job %s is not waiting (done, cancelled or held by another worker); skipping", job_id)
             return
         with self.db.session() as session:
             job = session.get(Job, job_id)
             model = session.get(Model, job.model_id)
             dataset = session.get(Dataset, job.calibration_dataset_id) if job.calibration_dataset_id else None
         with tempfile.TemporaryDirectory(prefix=f"edgefarm-{job_id}-") as workdir, \
-                LeaseKeeper(self.db, job_id, token, lease):
+                self.keep_lease(job_id, token):
             request = CompileRequest(
                 source_path=self.store.path(model.sha256), source_format=model.format,
                 options=CompileOptions.parse(job.options),

@@ -21,7 +21,7 @@ from edgefarm.wire import DatasetEntry, InferenceResult, JobState, TensorSpec
 from edgefarm_gateway.datasets import service as datasets
 from edgefarm_gateway.jobs import leases
 from edgefarm_gateway.orm import Dataset, Job, Model
-from edgefarm_worker.base import LeaseKeeper, WorkerRunner, load_npz
+from edgefarm_worker.base import WorkerRunner, load_npz
 from edgefarm_worker.convert import ConversionError
 from edgefarm_worker.convert.converter_log import ConverterLog
 
@@ -34,11 +34,8 @@ class ReferenceFailure(Exception):
 
 class ReferenceRunner(WorkerRunner):
     def run(self, job_id: str) -> None:
-        lease = self.settings.compile_lease_seconds
-        token = leases.claim(self.db, job_id, working_state=JobState.RUNNING_INFERENCE, lease=lease,
-                             max_attempts=self.settings.compile_max_attempts)
+        token = self.claim(job_id, JobState.RUNNING_INFERENCE)
         if token is None:
-            log.info("job %s is not waiting (done, cancelled or held by another worker); skipping", job_id)
             return
         with self.db.session() as session:
             job = session.get(Job, job_id)
@@ -47,7 +44,7 @@ class ReferenceRunner(WorkerRunner):
             specs = {k: TensorSpec(**v) for k, v in job.input_specs.items()} if job.input_specs else None
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"edgefarm-{job_id}-") as workdir, \
-                LeaseKeeper(self.db, job_id, token, lease):
+                self.keep_lease(job_id, token):
             try:
                 outputs, runtime = run_reference(self.store.path(model.sha256), model.format, specs,
                                                  load_npz(self.store.path(dataset.sha256)), Path(workdir))

@@ -49,7 +49,7 @@ from edgefarm_agent.backends import (
 )
 from edgefarm_agent.backends.adb import AdbSession
 from edgefarm_agent.backends.benchmark_output import BenchmarkOutput, parse_benchmark_output
-from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, stack_outputs
+from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, read_dataset, stack_outputs
 from edgefarm_agent.backends.tflite_io import DYNAMIC, TfliteIO, read_tflite_io
 from edgefarm_agent.config import AndroidBackend as AndroidSettings
 from edgefarm_agent.config import DeviceConfig
@@ -371,7 +371,7 @@ def _input_samples(job: Job, inputs: Sequence[TensorInfo]) -> tuple[list[Feeds],
         conversions = ["no input dataset: one sample of seeded random inputs (floats in [0, 1), 8/16-bit integers "
                        "over their range)"]
     else:
-        samples, conversions = dataset_feeds(_read_dataset(job.inputs_path), inputs, job.spec.compile_result)
+        samples, conversions = dataset_feeds(read_dataset(job.inputs_path), inputs, job.spec.compile_result)
     for i, feed in enumerate(samples):
         for info in inputs:
             _check_feed(info, feed[info.name], i)
@@ -385,14 +385,6 @@ def _check_feed(info: TensorInfo, array: np.ndarray, sample: int) -> None:
                          f"but the data is {array.dtype} {list(array.shape)}. The dataset holds one array per input "
                          "with the samples on axis 0, each sample exactly as the input takes it (a compiled model's "
                          "dataset is in the source model's terms)")
-
-
-def _read_dataset(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise JobFailure(f"cannot read the input dataset: {exc}") from exc
 
 
 def _batches(samples: Sequence[Feeds], output_bytes: int) -> Iterator[range]:

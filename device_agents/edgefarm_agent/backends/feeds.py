@@ -10,6 +10,7 @@ source name. Every such step is recorded as a sentence for the job's `conversion
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from edgefarm.tensors import from_target, to_target
@@ -20,6 +21,15 @@ from edgefarm_agent.backends import JobFailure
 Feeds = dict[str, np.ndarray]
 # Integers wider than 16 bits are usually indices or token ids: keep random values small and valid.
 WIDE_INT_RANGE = (0, 100)
+
+
+def read_dataset(path: Path) -> dict[str, np.ndarray]:
+    """The job's input dataset (.npz, never unpickled): one array per input, samples on axis 0."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise JobFailure(f"cannot read the input dataset: {exc}") from exc
 
 
 def random_feeds(inputs: Sequence[TensorInfo], *, seed: int = 0) -> Feeds:

@@ -32,7 +32,7 @@ from edgefarm.options import ProfileOptions
 from edgefarm.wire import DeviceSpec, ExecutionSummary, JobType, OpDetail, Profile, TensorInfo
 
 from edgefarm_agent.backends import JobFailure
-from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, stack_outputs
+from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, read_dataset, stack_outputs
 from edgefarm_agent.backends.host import (
     OUTCOME_FILE,
     OUTPUTS_FILE,
@@ -166,7 +166,7 @@ def infer(request: HostJobRequest, runtime: Runtime, work_dir: Path) -> Inferenc
     start = time.perf_counter_ns()
     say("loading the model")
     model, _ = _timed_load(runtime, request)
-    dataset = _read_dataset(request.inputs_path)
+    dataset = read_dataset(request.inputs_path)
     with stage(runtime, "prepare the inputs"):
         feeds, conversions = dataset_feeds(dataset, model.inputs, request.compile_result)
     outputs: list[Feeds] = []
@@ -209,16 +209,8 @@ def _timed_load(runtime: Runtime, request: HostJobRequest) -> tuple[Model, float
 def _profile_feeds(request: HostJobRequest, model: Model) -> list[Feeds]:
     if request.inputs_path is None:
         return [random_feeds(model.inputs)]
-    feeds, _ = dataset_feeds(_read_dataset(request.inputs_path), model.inputs, request.compile_result)
+    feeds, _ = dataset_feeds(read_dataset(request.inputs_path), model.inputs, request.compile_result)
     return feeds
-
-
-def _read_dataset(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise JobFailure(f"cannot read the input dataset: {exc}") from exc
 
 
 def _every_second(message: Callable[[int], str]) -> Callable[[int], None]:

@@ -13,7 +13,6 @@ Every gateway may run it; claims make duplicate sends harmless.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from celery import Celery
@@ -66,27 +65,3 @@ def _release_lost_device_job(session, settings: Settings, job) -> None:
     job.claim_token = job.lease_expires_at = None
     job.device_id = None
     service.transition(session, job, JobState.CREATED, "the device's agent stopped renewing its lease; requeued")
-
-
-class Reconciler:
-    """Runs reconcile_once every few seconds in a daemon thread of the gateway."""
-
-    def __init__(self, db: Database, celery: Celery, settings: Settings) -> None:
-        self._args = (db, celery, settings)
-        self._interval = settings.reconcile_interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edgefarm-reconciler", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                reconcile_once(*self._args)
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("reconcile pass failed; trying again in %.0f s", self._interval)

@@ -204,19 +204,24 @@ def source_io(session: Session, model: Model) -> tuple[list[dict], list[dict]]:
 
 def _check_inputs(session: Session, model: Model, dataset: Dataset) -> None:
     inputs, _ = source_io(session, model)
-    expected = {t["name"]: t for t in inputs}
+    check_dataset_inputs({t["name"]: t for t in inputs}, dataset, "inputs")
+
+
+def check_dataset_inputs(expected: dict[str, dict], dataset: Dataset, what: str) -> None:
+    """The dataset holds exactly the model's inputs, each sample shaped and typed as the input takes it."""
     missing = [n for n in expected if n not in dataset.entries]
     unknown = [n for n in dataset.entries if n not in expected]
     if missing or unknown:
-        raise BadRequest(f"inputs must be named as the model's inputs ({', '.join(expected)}); "
+        raise BadRequest(f"{what} must be named as the model's inputs ({', '.join(expected)}); "
                          f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(unknown) or 'none'}")
     for name, tensor in expected.items():
         entry = dataset.entries[name]
         shape = tensor["shape"]
         if not fits(shape, entry["shape"]):
-            raise BadRequest(f"input {name}: each sample must have shape {tuple(shape)}; got {tuple(entry['shape'])}")
+            raise BadRequest(f"{what} {name}: each sample must have shape {tuple(shape)}; got "
+                             f"{tuple(entry['shape'])}")
         if entry["dtype"] != tensor["dtype"]:
-            raise BadRequest(f"input {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "
+            raise BadRequest(f"{what} {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "
                              f"(convert with array.astype('{tensor['dtype']}'))")
 
 

@@ -1,4 +1,4 @@
-"""Moves pipelines forward from the states of their jobs; runs in a daemon thread of every gateway.
+"""Moves pipelines forward from the states of their jobs; every gateway runs `advance_all` periodically.
 
 Each pass looks at the RUNNING pipelines, one transaction each, the row locked so two gateways never
 advance the same pipeline twice:
@@ -13,7 +13,6 @@ All of it is derived from rows, so a gateway that restarts mid-pipeline carries 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -122,27 +121,3 @@ def _submit_device_jobs(session: Session, settings: Settings, notify: Notify, pi
 def _describe(job: Job, ids: PipelineJobs) -> str:
     device = next((name for name, job_id in {**ids.profile, **ids.inference}.items() if job_id == job.id), None)
     return f"{job.type} job {job.id}" + (f" on {device}" if device else "")
-
-
-class PipelineDriver:
-    """Runs advance_all every `pipeline_interval_seconds` in a daemon thread of the gateway."""
-
-    def __init__(self, db: Database, store: ArtifactStore, settings: Settings, notify: Notify) -> None:
-        self._args = (db, store, settings, notify)
-        self._interval = settings.pipeline_interval_seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="edgefarm-pipelines", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                advance_all(*self._args)
-            except Exception:  # a database hiccup must not end the loop
-                log.exception("pipeline pass failed; trying again in %.0f s", self._interval)

@@ -100,7 +100,7 @@ def submit(session: Session, settings: Settings, celery: Celery, body: PipelineI
         except OptionsError as exc:
             raise BadRequest(f"{'profile' if kind is ProfileOptions else 'inference'}_options: {exc}") from None
     evaluation = datasets.get(session, body.eval_dataset_id)
-    count = _check_eval_inputs(session, model, body, evaluation)
+    count = _check_eval_inputs(model, body, evaluation)
     output = _check_metric(model, body)
     for field, dataset_id in (("ground_truth", body.ground_truth_dataset_id),
                               ("reference", body.reference_dataset_id)):
@@ -145,21 +145,8 @@ def _source_inputs(model: Model, body: PipelineIn) -> dict[str, dict]:
     return {t["name"]: t for t in model.inputs}
 
 
-def _check_eval_inputs(session: Session, model: Model, body: PipelineIn, dataset: Dataset) -> int:
-    inputs = _source_inputs(model, body)
-    missing = [n for n in inputs if n not in dataset.entries]
-    unknown = [n for n in dataset.entries if n not in inputs]
-    if missing or unknown:
-        raise BadRequest(f"eval inputs must be named as the model's inputs ({', '.join(inputs)}); "
-                         f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(unknown) or 'none'}")
-    for name, tensor in inputs.items():
-        entry = dataset.entries[name]
-        if not jobs.fits(tensor["shape"], entry["shape"]):
-            raise BadRequest(f"eval input {name}: each sample must have shape {tuple(tensor['shape'])}; got "
-                             f"{tuple(entry['shape'])}")
-        if entry["dtype"] != tensor["dtype"]:
-            raise BadRequest(f"eval input {name}: the model takes {tensor['dtype']}; got {entry['dtype']} "
-                             f"(convert with array.astype('{tensor['dtype']}'))")
+def _check_eval_inputs(model: Model, body: PipelineIn, dataset: Dataset) -> int:
+    jobs.check_dataset_inputs(_source_inputs(model, body), dataset, "eval inputs")
     return next(iter(dataset.entries.values()))["count"]  # the same for every entry (checked at upload)
 
 
