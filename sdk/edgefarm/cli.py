@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -1052,6 +1053,10 @@ def up(
 
     farm = LocalFarm(data_dir=data_dir.expanduser().resolve(), host=host, port=port, workers=workers,
                      agent=agent)
+    # A service manager stops with SIGTERM and a closed terminal sends SIGHUP: both must stop the farm as Ctrl-C
+    # does, or the gateway, workers and agent (each in a session of its own) are left running as orphans.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, signal.default_int_handler)
     with err_console.status("starting the farm (the first start imports TensorFlow, ~10 s)…"):
         token = farm.start()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

@@ -61,3 +61,35 @@ def test_edgefarm_up_runs_a_farm_the_sdk_finds_by_itself(tmp_path):
     assert up.returncode == 0, output
     assert "admin token: ef_" in output
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_service_managers_stop_or_a_closed_terminal_stops_the_whole_farm(tmp_path, stop_signal):
+    """The farm's processes run in sessions of their own (a Ctrl-C reaches them only through `edgefarm up`), so a
+    SIGTERM (systemctl stop, kill) or SIGHUP must be passed on too, or the gateway and workers outlive it."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}
+    env["HOME"] = str(tmp_path)
+    edgefarm = str(Path(sys.executable).with_name("edgefarm"))
+    up = subprocess.Popen([edgefarm, "up", "--port", str(port), "--no-agent"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        logs = tmp_path / ".edgefarm" / "logs"
+        while not (_healthy(port) and any("ready." in log.read_text() for log in logs.glob("worker-*.log"))):
+            assert up.poll() is None, up.stdout.read()
+            assert time.monotonic() < deadline, "edgefarm up did not start"
+            time.sleep(0.5)
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 2  # the gateway and the worker, with its pool
+    finally:
+        up.send_signal(stop_signal)
+        output, _ = up.communicate(timeout=60)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200
+    except httpx.HTTPError:
+        return False
