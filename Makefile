@@ -23,6 +23,7 @@ test: $(READY)
 bench: $(READY)
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/profile_jobs.py
+	$(BIN)/python bench/pipeline.py
 
 openapi: $(READY)
 	$(BIN)/python -m edgefarm_gateway openapi > openapi/openapi.json

@@ -2,7 +2,7 @@
 
     make bench        (or: .venv/bin/python bench/compile.py [--samples 32])
 
-Model: a MobileNetV2-style FPN segmenter at 256×256 (3.05 M parameters), built with fixed seeds (no downloads).
+Model: a MobileNetV2-style FPN segmenter at 256×256 (3.07 M parameters), built with fixed seeds (no downloads).
 Peer: `onnx2tf -oiqt -cind …`, the command line a user runs to get a full-INT8 TFLite with their own data.
 Farm: a real one-machine farm (gateway + Celery worker, SQLite, embedded broker); the wall time runs from
 `submit_compile_job` (upload included) until the INT8 model is downloaded. Then the same request again: a
@@ -73,7 +73,7 @@ def main() -> None:
         finally:
             farm.stop()
 
-    print(f"segmenter {SIZE}x{SIZE} (3.05 M parameters), {args.samples} calibration samples, full INT8, int8 I/O")
+    print(f"segmenter {SIZE}x{SIZE} (3.07 M parameters), {args.samples} calibration samples, full INT8, int8 I/O")
     print(f"  onnx2tf CLI (-oiqt -cind):                    {cli:7.2f} s")
     print(f"  farm, submit → downloaded:                    {farm_wall:7.2f} s   ratio farm/CLI {farm_wall / cli:.2f}")
     print(f"    submitted → claimed by the worker:          {queued:7.2f} s")

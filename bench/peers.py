@@ -1,99 +1,62 @@
 """The peers the benchmarks measure the farm against, and the model they share.
 
-The model is a MobileNetV2-style FPN segmenter at 256×256 (about 3.3 M parameters), built from torch with fixed
-seeds: no downloads, no pretrained weights. Both sides run offline (onnx2tf finds its sample file in its cwd).
+The model is the MobileNetV2-style FPN segmenter of examples/portrait_segmentation at 256×256 (3.07 M parameters),
+built from torch with fixed seeds: no downloads, no pretrained weights, no training. Both sides run offline (onnx2tf
+finds its sample file in its cwd).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 SIZE = 256
 # The onnx2tf CLI looks for this file in its cwd before it tries to download it.
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+SEGMENTER_FILE = Path(__file__).resolve().parents[1] / "examples" / "portrait_segmentation" / "segmenter.py"
+
+
+def load_segmenter_module() -> ModuleType:
+    """examples/portrait_segmentation/segmenter.py, the one definition of the model (examples/ is no package).
+
+    Loaded by path under the name `segmenter`, the name the example's own scripts import it by, so a process that
+    runs both sees one module (and one `FpnSegmenter` class).
+    """
+    loaded = sys.modules.get("segmenter")
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == SEGMENTER_FILE:
+        return loaded
+    spec = importlib.util.spec_from_file_location("segmenter", SEGMENTER_FILE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["segmenter"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def build_segmenter_onnx(path: Path) -> Path:
-    """MobileNetV2 backbone (inverted residuals, width 1.0) + FPN decoder → (1,1,256,256) mask logits."""
+    """The example's FpnSegmenter (MobileNetV2 + FPN → (1,1,256,256) mask logits), untrained: seeded weights and
+    batch-norm statistics from synthetic shapes, so the benchmarks need no training run."""
     import torch
-    from torch import nn
-    from torch.nn import functional as F
 
     from tests.nets import shapes
 
-    def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
-        layers = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-        return nn.Sequential(*layers, nn.ReLU6()) if act else nn.Sequential(*layers)
-
-    class InvertedResidual(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
-            super().__init__()
-            hidden = cin * expand
-            layers = [conv_bn(cin, hidden, 1)] if expand != 1 else []
-            layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden), conv_bn(hidden, cout, 1, act=False)]
-            self.block = nn.Sequential(*layers)
-            self.residual = stride == 1 and cin == cout
-
-        def forward(self, x):
-            return x + self.block(x) if self.residual else self.block(x)
-
-    class FpnSegmenter(nn.Module):
-        # (expansion, channels, repeats, stride) as in MobileNetV2; FPN taps after strides 4, 8, 16 and 32.
-        CONFIG = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
-                  (6, 320, 1, 1))
-        TAPS = (1, 2, 4)
-
-        def __init__(self, fpn: int = 128) -> None:
-            super().__init__()
-            self.stem = conv_bn(3, 32, 3, 2)
-            self.stages = nn.ModuleList()
-            cin = 32
-            for expand, cout, repeats, stride in self.CONFIG:
-                blocks = [InvertedResidual(cin if i == 0 else cout, cout, stride if i == 0 else 1, expand)
-                          for i in range(repeats)]
-                self.stages.append(nn.Sequential(*blocks))
-                cin = cout
-            self.top = conv_bn(320, 1280, 1)
-            self.laterals = nn.ModuleList([nn.Conv2d(c, fpn, 1) for c in (24, 32, 96, 1280)])
-            self.smooth = nn.ModuleList([conv_bn(fpn, fpn, 3) for _ in range(4)])
-            self.head = nn.Sequential(conv_bn(fpn, 64, 3), nn.Conv2d(64, 1, 1))
-
-        def forward(self, image):
-            x = self.stem(image)
-            taps = []
-            for index, stage in enumerate(self.stages):
-                x = stage(x)
-                if index in self.TAPS:
-                    taps.append(x)
-            taps.append(self.top(x))
-            merged = self.laterals[-1](taps[-1])
-            pyramid = [self.smooth[-1](merged)]
-            for level in range(2, -1, -1):
-                merged = self.laterals[level](taps[level]) + F.interpolate(merged, scale_factor=2.0, mode="nearest")
-                pyramid.insert(0, self.smooth[level](merged))
-            fused = pyramid[0]
-            for level, features in enumerate(pyramid[1:], start=1):
-                fused = fused + F.interpolate(features, scale_factor=2.0 ** level, mode="nearest")
-            return F.interpolate(self.head(fused), scale_factor=4.0, mode="bilinear")
-
+    segmenter = load_segmenter_module()
     torch.manual_seed(0)
-    model = FpnSegmenter()
+    model = segmenter.FpnSegmenter()
     # Batch-norm statistics from synthetic images, so activations have realistic ranges for INT8 calibration.
     images, _, _ = shapes(32, seed=7, size=SIZE)
     model.train()
     with torch.no_grad():
         for start in range(0, len(images), 8):
             model(torch.from_numpy(images[start:start + 8]))
-    model.eval()
-    torch.onnx.export(model, (torch.zeros(1, 3, SIZE, SIZE),), str(path), input_names=["image"],
-                      output_names=["mask"], opset_version=17, dynamo=False)
-    return Path(path)
+    return segmenter.export_onnx(model, path)
 
 
 def onnx2tf_cli_int8(onnx_path: Path, calib_npy: Path, workdir: Path) -> float:
@@ -101,10 +64,13 @@ def onnx2tf_cli_int8(onnx_path: Path, calib_npy: Path, workdir: Path) -> float:
 
     `calib_npy` holds float32 samples already normalised and in TF (NHWC) order, as onnx2tf requires; mean 0 and
     std 1 leave them as they are. Returns wall seconds; raises if `*_full_integer_quant.tflite` is missing.
+    The CLI runs on a copy in `workdir`: it saves its onnxsim-simplified model over its input, which would hand
+    whoever uses `onnx_path` next (the farm, in bench/compile.py) a pre-simplified model.
     """
     import onnx
 
     workdir.mkdir(parents=True, exist_ok=True)
+    onnx_path = Path(shutil.copyfile(onnx_path, workdir / f"cli_input_{Path(onnx_path).name}"))
     input_name = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
     samples = np.load(calib_npy)
     np.save(workdir / ONNX2TF_SAMPLE_FILE, samples[:20])  # keeps the CLI offline

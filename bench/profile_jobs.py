@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/profile_jobs.py [--jobs 100]
 
-1. Fidelity: the benchmark segmenter (256×256, 3.05 M parameters) compiled to full INT8 by the farm, then
+1. Fidelity: the benchmark segmenter (256×256, 3.07 M parameters) compiled to full INT8 by the farm, then
    timed (a) by a plain LiteRT interpreter loop in this process (the peer) and (b) by a farm profile job on the
    host agent, same threads (2), same iterations, alternated twice. Prints both medians and their ratio
    (target within ±5 %).
