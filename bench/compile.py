@@ -12,7 +12,6 @@ cache hit. Both convert offline. Prints both walls and their ratio.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import time
@@ -22,16 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.peers, tests.nets
 
-from bench.peers import SIZE, build_segmenter_onnx, onnx2tf_cli_int8  # noqa: E402
+from bench.peers import SIZE, build_segmenter_onnx, free_port, onnx2tf_cli_int8  # noqa: E402
 from tests.nets import shapes  # noqa: E402
 
 OPTIONS = "--quantize_full_type int8 --quantize_io"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,13 @@ SIZE = 256
 # The onnx2tf CLI looks for this file in its cwd before it tries to download it.
 ONNX2TF_SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 SEGMENTER_FILE = Path(__file__).resolve().parents[1] / "examples" / "portrait_segmentation" / "segmenter.py"
+
+
+def free_port() -> int:
+    """A port for the benchmark's own farm, so it never meets a farm `make run` started."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def load_segmenter_module() -> ModuleType:

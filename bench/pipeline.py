@@ -28,7 +28,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.peers, tests.nets
 
-from bench.peers import SIZE, build_segmenter_onnx  # noqa: E402
+from bench.peers import SIZE, build_segmenter_onnx, free_port  # noqa: E402
 from tests.nets import shapes  # noqa: E402
 
 OPTIONS = "--quantize_full_type int8 --quantize_io"
@@ -76,8 +76,6 @@ def main() -> None:
 
     import edgefarm as ef
     from edgefarm.farm import LocalFarm
-
-    from bench.compile import free_port
 
     with tempfile.TemporaryDirectory(prefix="edgefarm-bench-") as tmp:
         root = Path(tmp)

@@ -26,7 +26,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: bench.peers, tests.nets
 
-from bench.peers import SIZE, build_segmenter_onnx, direct_median_us  # noqa: E402
+from bench.peers import SIZE, build_segmenter_onnx, direct_median_us, free_port  # noqa: E402
 from tests.nets import shapes, write_convnet_onnx  # noqa: E402
 
 THREADS, ITERATIONS, WARMUP = 2, 200, 10
@@ -67,8 +67,6 @@ def main() -> None:
 
     import edgefarm as ef
     from edgefarm.farm import LocalFarm
-
-    from bench.compile import free_port
 
     with tempfile.TemporaryDirectory(prefix="edgefarm-bench-") as tmp:
         root = Path(tmp)

@@ -4,7 +4,7 @@ and every number in the verdict was measured on the device.
     make run                                                   # terminal 1: a one-machine farm ("Host CPU")
     .venv/bin/python examples/portrait_segmentation/run.py      # terminal 2
 
-1. If build/portrait_segmenter.onnx is missing, train it (train.py: about 4 minutes on 2 cores, nothing
+1. If build/portrait_segmenter.onnx is missing, train it (train.py: about 3 minutes on 2 cores, nothing
    downloaded).
 2. One pipeline (`Client.pipelines.submit`, which `ef.submit_pipeline` calls): compile to full-INT8 TFLite
    with int8 I/O, calibrated on 64 generated portraits; profile it and run it on the farm's "Host CPU" pool;
