@@ -26,7 +26,7 @@ def test_edgefarm_up_runs_a_farm_the_sdk_finds_by_itself(tmp_path):
     env["HOME"] = str(home)
     edgefarm = str(Path(sys.executable).with_name("edgefarm"))
     up = subprocess.Popen([edgefarm, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+                          stderr=subprocess.STDOUT, text=True, preexec_fn=_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -86,6 +86,12 @@ def test_a_service_managers_stop_or_a_closed_terminal_stops_the_whole_farm(tmp_p
         up.send_signal(stop_signal)
         output, _ = up.communicate(timeout=60)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches a command run in a terminal; but a test run started in the background (`&`, nohup) hands
+    its children SIGINT ignored, and Python then keeps ignoring it, as it should: restore what a terminal gives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _healthy(port: int) -> bool:
