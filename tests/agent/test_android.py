@@ -118,6 +118,8 @@ def test_profile_on_the_gpu_pushes_runs_parses_and_cleans_up(phone, tools, adb_k
     argv = phone.benchmark_argv
     assert {"--use_gpu=true", "--num_runs=50", "--warmup_runs=1", "--num_threads=4", "--enable_op_profiling=true",
             "--report_peak_memory_footprint=true"} <= set(argv)
+    # benchmark_model applies delegates in flag order: the GPU must get first pick, XNNPACK only the leftovers
+    assert argv.index("--use_gpu=true") < argv.index("--use_xnnpack=true")
     graph = next(a for a in argv if a.startswith("--graph="))
     job_dir = graph.removeprefix("--graph=").rsplit("/", 1)[0]
     assert job_dir.startswith(REMOTE + "/job-")
@@ -175,6 +177,18 @@ def test_nnapi_that_takes_nothing_reports_cpu_fallback(phone, tools, adb_key, tm
     s = p.execution_summary
     assert s.cpu_fallback and s.delegated_ops == 0 and s.delegate is None
     assert "took no ops" in p.warnings[0] and s.estimated_inference_time == 1039.66
+
+
+def test_xnnpack_taking_the_whole_model_does_not_hide_that_nnapi_took_nothing(phone, tools, adb_key, tmp_path):
+    """With XNNPACK on as well, benchmark_model reports both delegates; the verdict is the one asked for."""
+    phone.benchmark_output = (
+        "INFO: Explicitly applied XNNPACK delegate, and the model graph will be completely executed by the "
+        "delegate.\nINFO: Though NNAPI delegate is explicitly applied, the model graph will not be executed by "
+        "the delegate.\n" + (DATA / "kws_newer_format.txt").read_text())
+    p = profile(tmp_path, android_device(tools, adb_key), "--compute_unit npu").profile
+    argv = phone.benchmark_argv
+    assert argv.index("--use_nnapi=true") < argv.index("--use_xnnpack=true")
+    assert p.execution_summary.cpu_fallback and "took no ops" in p.warnings[0]
 
 
 def test_cpu_default_is_xnnpack_and_none_turns_it_off(phone, tools, adb_key, tmp_path):

@@ -122,7 +122,7 @@ def plan(device: DeviceConfig, spec: JobSpec) -> AndroidPlan:
                          f"npu ({external_label or 'NNAPI'})")
     unit, delegate = candidates[0]
     threads = options.threads or settings.threads
-    flags = _run_flags(options) + [f"--use_xnnpack={'true' if xnnpack else 'false'}"]
+    flags = _run_flags(options)
     if threads:
         flags.append(f"--num_threads={threads}")
     external = None
@@ -136,6 +136,9 @@ def plan(device: DeviceConfig, spec: JobSpec) -> AndroidPlan:
         if settings.npu.options:
             flags.append("--external_delegate_options=" + ";".join(
                 f"{k}:{_option_text(v)}" for k, v in settings.npu.options.items()))
+    # benchmark_model applies delegates in the order their flags appear: XNNPACK goes last, so the GPU or NPU
+    # delegate asked for gets first pick and XNNPACK only takes the ops it left to the CPU.
+    flags.append(f"--use_xnnpack={'true' if xnnpack else 'false'}")
     return AndroidPlan(compute_unit=options.compute_unit, unit=unit, delegate=delegate, flags=flags,
                        threads=threads, external=external, options=options)
 
@@ -517,7 +520,8 @@ def _delegation(job_plan: AndroidPlan, result: BenchmarkOutput) -> tuple[int | N
     others = [d for d in result.delegations if d.delegate not in XNNPACK_NAMES]
     if job_plan.unit == "cpu":
         return (xnnpack[0].replaced, xnnpack[0].total, False, []) if xnnpack else (None, None, False, [])
-    explicit = next(iter(result.explicit_delegation.values()), None)
+    # The line of the delegate asked for, not XNNPACK's (which benchmark_model reports as well).
+    explicit = result.explicit_delegation.get({"GPU": "GPU", "NNAPI": "NNAPI"}.get(job_plan.delegate, "EXTERNAL"))
     delegation = others[0] if others else None
     label = job_plan.delegate
     if delegation is not None:

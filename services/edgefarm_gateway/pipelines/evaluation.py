@@ -8,6 +8,8 @@ profiles are job results), so a report can be recomputed from the evidence the r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,50 +31,83 @@ class EvaluationError(Exception):
     """The outputs cannot be compared as the spec asks (a missing output, mismatched shapes…)."""
 
 
-def build_report(session: Session, store: ArtifactStore, spec: PipelineIn, ids: PipelineJobs,
-                 rows: dict[str, Job]) -> dict[str, Any]:
-    source = session.get(Model, spec.model_id)
-    target = session.get(Model, rows[ids.compile].target_model_id)
+@dataclass(frozen=True)
+class DeviceEvidence:
+    name: str
+    device_id: str | None
+    profile: Profile
+    outputs: Path  # the inference job's output dataset (.npz)
+    profile_job: str
+    inference_job: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a verdict is computed from: rows read in one short transaction. The arrays are loaded and compared
+    afterwards, outside any transaction, because on SQLite every transaction holds the database's write lock and
+    agents, workers and uploads would wait for the comparison."""
+    spec: PipelineIn
+    ids: PipelineJobs
+    source: dict[str, Any]
+    target: dict[str, Any]
+    reference: Path
+    truth: Path | None
+    devices: list[DeviceEvidence]
+
+
+def gather(session: Session, store: ArtifactStore, spec: PipelineIn, ids: PipelineJobs,
+           rows: dict[str, Job]) -> Evidence:
     reference_id = rows[ids.reference].result["output_dataset_id"] if ids.reference else spec.reference_dataset_id
-    reference = _load(session, store, reference_id, "the FP32 reference")
+    devices = [DeviceEvidence(
+        name=d.name, device_id=rows[ids.profile[d.name]].device_id, profile=Profile(**rows[ids.profile[d.name]].result),
+        outputs=_path(session, store, rows[ids.inference[d.name]].result["output_dataset_id"], f"{d.name}'s outputs"),
+        profile_job=ids.profile[d.name], inference_job=ids.inference[d.name]) for d in spec.devices]
+    truth = spec.ground_truth_dataset_id
+    return Evidence(spec=spec, ids=ids, source=_model_facts(session.get(Model, spec.model_id)),
+                    target=_model_facts(session.get(Model, rows[ids.compile].target_model_id)),
+                    reference=_path(session, store, reference_id, "the FP32 reference"),
+                    truth=_path(session, store, truth, "the ground truth") if truth else None, devices=devices)
+
+
+def build_report(evidence: Evidence) -> dict[str, Any]:
+    """The report from the evidence: numpy and the profiles only, no database."""
+    spec = evidence.spec
+    reference = _load(evidence.reference, "the FP32 reference")
     output = spec.metric.output or _only_output(reference)
     if output not in reference:
         raise EvaluationError(f"the FP32 reference has no output {output!r}; it has {', '.join(reference)}")
-    truth = None
-    if spec.ground_truth_dataset_id:
-        truth = _load(session, store, spec.ground_truth_dataset_id, "the ground truth")[output]
+    truth = _load(evidence.truth, "the ground truth")[output] if evidence.truth else None
     metric = metrics.METRICS[spec.metric.name]
     devices = []
     gates: list[GateResult] = []
-    for selector in spec.devices:
-        name = selector.name
-        profile = Profile(**rows[ids.profile[name]].result)
-        outputs = _load(session, store, rows[ids.inference[name]].result["output_dataset_id"], f"{name}'s outputs")
+    for device in evidence.devices:
+        outputs = _load(device.outputs, f"{device.name}'s outputs")
         if output not in outputs:
-            raise EvaluationError(f"the outputs from {name} have no {output!r}; they have {', '.join(outputs)}")
+            raise EvaluationError(f"the outputs from {device.name} have no {output!r}; they have "
+                                  f"{', '.join(outputs)}")
         scores = _scores(spec, outputs[output], reference[output], truth)
-        summary = profile.execution_summary
+        summary = device.profile.execution_summary
         latency = {p: getattr(summary.inference_stats, p) / 1000 for p in ("min", "median", "mean", "p90", "p99")}
         devices.append({
-            "device": name, "device_id": rows[ids.profile[name]].device_id,
-            "target_model": _model_facts(target),
+            "device": device.name, "device_id": device.device_id,
+            "target_model": evidence.target,
             "profile": {"median_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
                         "peak_memory_mb": summary.estimated_inference_peak_memory / MIB,
                         "delegate": summary.delegate, "compute_unit": summary.compute_unit,
-                        "cpu_fallback": summary.cpu_fallback, "runtime": profile.runtime,
+                        "cpu_fallback": summary.cpu_fallback, "runtime": device.profile.runtime,
                         "iterations": summary.iterations},
             "metrics": scores,
-            "jobs": {"profile": ids.profile[name], "inference": ids.inference[name]},
+            "jobs": {"profile": device.profile_job, "inference": device.inference_job},
         })
-        gates += _device_gates(spec.gates, spec.metric.name, name, scores, latency[spec.gates.latency_percentile],
-                               summary.estimated_inference_peak_memory / MIB)
+        gates += _device_gates(spec.gates, spec.metric.name, device.name, scores,
+                               latency[spec.gates.latency_percentile], summary.estimated_inference_peak_memory / MIB)
     if spec.gates.max_model_size_mb is not None:
-        size = target.size / MIB
+        size = evidence.target["size"] / MIB
         gates.append(_gate("max_model_size_mb", None, size, spec.gates.max_model_size_mb,
                            size <= spec.gates.max_model_size_mb, "the compiled target's size in MiB"))
     return _json_safe({
-        "source_model": _model_facts(source),
-        "compile_job": ids.compile, "reference_job": ids.reference,
+        "source_model": evidence.source,
+        "compile_job": evidence.ids.compile, "reference_job": evidence.ids.reference,
         "metric": {"name": metric.name, "output": output, "params": spec.metric.params,
                    "higher_is_better": metric.higher_is_better,
                    "truth": "ground truth" if truth is not None else "the FP32 reference outputs"},
@@ -150,12 +185,19 @@ def failed_gates(report: dict[str, Any]) -> str:
     return "; ".join(lines)
 
 
-def _load(session: Session, store: ArtifactStore, dataset_id: str, what: str) -> dict[str, np.ndarray]:
+def _path(session: Session, store: ArtifactStore, dataset_id: str, what: str) -> Path:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise EvaluationError(f"{what} (dataset {dataset_id}) is gone")
-    with np.load(store.path(dataset.sha256), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    return store.path(dataset.sha256)
+
+
+def _load(path: Path, what: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise EvaluationError(f"{what} ({path.name}) is missing from the artifact store") from None
 
 
 def _only_output(outputs: dict[str, np.ndarray]) -> str:
