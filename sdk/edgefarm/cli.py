@@ -1096,6 +1096,8 @@ def pipeline_run(
     err_console.print(f"pipeline {pipeline.id} submitted: {pipeline.url}", highlight=False)
     if wait:
         _pipeline_verdict(_wait_pipeline(pipeline, timeout))
+    else:
+        console.print(pipeline.id, highlight=False)  # for scripts: ID=$(edgefarm pipeline run spec.yaml --no-wait)
 
 
 @pipeline_app.command("show")
@@ -1140,8 +1142,13 @@ def pipeline_cancel(pipeline_id: Annotated[str, typer.Argument(help="Pipeline id
 
 def _wait_pipeline(pipeline: Pipeline, timeout: float | None) -> Pipeline:
     with err_console.status(f"{pipeline.id}: waiting") as spinner:
-        pipeline.wait(timeout=timeout, on_change=lambda p: spinner.update(
-            f"{p.id}: [bold]{p.state.value}[/bold] {escape(p.stage)}"))
+        try:
+            pipeline.wait(timeout=timeout, on_change=lambda p: spinner.update(
+                f"{p.id}: [bold]{p.state.value}[/bold] {escape(p.stage)}"))
+        except TimeoutError:  # the SDK's message speaks of wait() and cancel(); this is the shell
+            raise TimeoutError(f"pipeline {pipeline.id} is still {pipeline.stage} after {timeout:g} s; it goes "
+                               f"on without you: `edgefarm pipeline show {pipeline.id}` for its state, "
+                               f"`edgefarm pipeline cancel {pipeline.id}` to stop it") from None
     return pipeline
 
 

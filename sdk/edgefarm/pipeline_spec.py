@@ -22,7 +22,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgefarm.devices import Device
-from edgefarm.wire import DeviceSelector, Gates
+from edgefarm.wire import Gates
+
+
+class _DeviceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt `attributes` would silently widen the pool
+
+    name: str
+    os: str | None = None
+    attributes: list[str] = []
 
 
 class _Spec(BaseModel):
@@ -30,7 +38,7 @@ class _Spec(BaseModel):
 
     name: str
     model: str
-    devices: list[str | DeviceSelector]
+    devices: list[str | _DeviceSpec]
     eval_inputs: str
     metric: str | dict[str, Any]
     gates: Gates
@@ -55,12 +63,14 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     try:
         spec = _Spec.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{path}: {problems} (known keys: {', '.join(_Spec.model_fields)})") from None
+        raise ValueError(f"{path}: {'; '.join(_problems(exc.errors()))}") from None
     here = path.parent
 
     def local(value: str | None) -> Path | None:
-        return None if value is None else (here / value).expanduser()
+        if value is None:
+            return None
+        given = Path(value).expanduser()
+        return given if given.is_absolute() else here / given
 
     devices = [Device(d) if isinstance(d, str) else Device(d.name, os=d.os, attributes=d.attributes)
                for d in spec.devices]
@@ -71,6 +81,29 @@ def load_spec(path: str | Path) -> dict[str, Any]:
             "metric": spec.metric, "gates": spec.gates, "input_specs": input_specs,
             "compile_options": spec.compile_options, "profile_options": spec.profile_options,
             "inference_options": spec.inference_options}
+
+
+def _problems(errors: list[dict[str, Any]]) -> list[str]:
+    """The validation errors as `where: what`; an unknown key also lists the keys known where it was found.
+
+    A device is a name or a mapping: when the mapping has a mistake, the error that it is not a name either is
+    noise, and pydantic's branch names ("str", "_DeviceSpec") are left out of the path.
+    """
+    branches = ("str", "_DeviceSpec")
+    mapped = {e["loc"][:2] for e in errors if e["loc"][0] == "devices" and "_DeviceSpec" in e["loc"]}
+    problems = []
+    for error in errors:
+        loc = error["loc"]
+        if loc[:2] in mapped and "str" in loc:
+            continue
+        where = ".".join(str(p) for p in loc if p not in branches) or "spec"
+        if error["type"] != "extra_forbidden":
+            problems.append(f"{where}: {error['msg']}")
+            continue
+        section = loc[0] if len(loc) > 1 else None
+        known = Gates if section == "gates" else _DeviceSpec if section == "devices" else _Spec
+        problems.append(f"{where}: unknown key (known: {', '.join(known.model_fields)})")
+    return problems
 
 
 def _str(path: Path | None) -> str | None:

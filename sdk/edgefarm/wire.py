@@ -363,9 +363,9 @@ class MetricSpec(Wire):
 
 class Gates(Wire):
     """What a version must meet on every device to be registered. Unset gates are not checked; an unknown gate
-    is refused, since a misspelt one would otherwise pass everything."""
+    is refused, since a misspelt one would otherwise pass everything; so is an infinite or NaN threshold."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_metric_drop: float | None = None  # reference score − device score (positive = worse), on the metric
     min_metric: float | None = None  # the device's score against the truth (ground truth, else the FP32 outputs)

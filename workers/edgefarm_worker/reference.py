@@ -19,6 +19,7 @@ import numpy as np
 from edgefarm.datasets import write_npz
 from edgefarm.wire import DatasetEntry, InferenceResult, JobState, TensorSpec
 from edgefarm_gateway.datasets import service as datasets
+from edgefarm_gateway.errors import FarmError
 from edgefarm_gateway.jobs import leases
 from edgefarm_gateway.orm import Dataset, Job, Model
 from edgefarm_worker.base import WorkerRunner, load_npz
@@ -68,7 +69,12 @@ class ReferenceRunner(WorkerRunner):
                 runtime=runtime, seconds=seconds).model_dump(mode="json")
 
         count = len(next(iter(outputs.values())))
-        if not leases.succeed(self.db, job_id, token, f"{count} sample(s) in FP32 in {seconds:.2f} s", update):
+        try:
+            done = leases.succeed(self.db, job_id, token, f"{count} sample(s) in FP32 in {seconds:.2f} s", update)
+        except FarmError as exc:  # refused by the dataset store (too large, a name it cannot hold): say so once
+            leases.fail(self.db, job_id, token, f"the FP32 outputs cannot be stored as a dataset: {exc.detail}")
+            return
+        if not done:
             log.info("job %s was cancelled or taken over while running; result dropped", job_id)
 
 

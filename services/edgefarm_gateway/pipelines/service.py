@@ -156,6 +156,11 @@ def _check_metric(model: Model, body: PipelineIn) -> str:
         metrics.check(body.metric.name, body.metric.params)
     except ValueError as exc:
         raise BadRequest(f"metric: {exc}") from None
+    if body.metric.name == "psnr" and body.gates.max_metric_drop is not None and not body.ground_truth_dataset_id:
+        # Without ground truth the FP32 outputs are the truth, and their PSNR against themselves is infinite:
+        # every device would "drop" by infinity and fail after all the work.
+        raise BadRequest("gates.max_metric_drop with metric psnr needs ground_truth (FP32 against itself has an "
+                         "infinite PSNR); without it, gate on the device's PSNR against FP32: min_metric, e.g. 40")
     outputs = [t["name"] for t in model.outputs]
     if body.metric.output is None:
         if len(outputs) != 1:
