@@ -110,6 +110,7 @@ class FakePhone:
     benchmark_runs: list[list[str]] = field(default_factory=list)  # every run's argv, in order
     read_timeouts: list[float | None] = field(default_factory=list)  # transport_timeout_s of each bulk_read
     connected: bool = False
+    open_transports: int = 0  # sockets/USB handles the agent opened and has not closed yet
     _outbox: bytearray = field(default_factory=bytearray)
     _dirs: set[str] = field(default_factory=set)
     _streams: dict[int, dict] = field(default_factory=dict)
@@ -416,14 +417,21 @@ class FakeAdbTransport(BaseTransport):
         self.refuse_connection = refuse_connection
         self._inbox = bytearray()
         self._gone = False
+        self._open = False
 
     def connect(self, transport_timeout_s):
         if self.refuse_connection:
             raise ConnectionRefusedError(111, "Connection refused")
         self._gone = False
+        if not self._open:
+            self._open = True
+            self.phone.open_transports += 1
 
     def close(self):
         self._inbox.clear()
+        if self._open:
+            self._open = False
+            self.phone.open_transports -= 1
 
     def bulk_write(self, data, transport_timeout_s):
         if self._gone:

@@ -191,6 +191,15 @@ def test_xnnpack_taking_the_whole_model_does_not_hide_that_nnapi_took_nothing(ph
     assert p.execution_summary.cpu_fallback and "took no ops" in p.warnings[0]
 
 
+def test_an_older_build_that_prints_only_the_average_still_gives_a_profile(phone, tools, adb_key, tmp_path):
+    phone.benchmark_output = (DATA / "deepspeech_older_format.txt").read_text()
+    p = profile(tmp_path, android_device(tools, adb_key), "--max_profiler_iterations 30").profile
+    s = p.execution_summary
+    assert s.estimated_inference_time == s.inference_stats.p99 == 23313.5 and s.iterations == 30
+    assert s.first_load_time == 21528106 and "printed only the average" in p.warnings[-1]
+    assert [op.type for op in p.execution_detail] == ["DELEGATE", "SPLIT", "ADD"]
+
+
 def test_cpu_default_is_xnnpack_and_none_turns_it_off(phone, tools, adb_key, tmp_path):
     phone.benchmark_output = (DATA / "rpi_xnnpack_int8.txt").read_text()
     p = profile(tmp_path, android_device(tools, adb_key), "--compute_unit cpu").profile
@@ -211,6 +220,7 @@ def test_a_key_the_phone_has_not_authorised_is_a_clear_failure(phone, tools, adb
                     cancelled=threading.Event(), progress=lambda m: None)
     assert "did not authorise this agent's ADB key" in failure.value.reason
     assert f"{adb_key}.pub" in failure.value.reason and "Allow USB debugging" in failure.value.reason
+    assert phone.open_transports == 0  # the refused connection was closed, not left to the garbage collector
 
 
 def test_the_first_run_generates_a_key_and_says_the_phone_will_ask(phone, tools, adb_key, tmp_path, caplog):

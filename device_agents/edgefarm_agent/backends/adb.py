@@ -57,8 +57,12 @@ class AdbSession:
         timeout = self.settings.connect_timeout_seconds
         try:
             self._adb = self._open_device()
-            self._adb.connect(rsa_keys=[signer], transport_timeout_s=timeout, read_timeout_s=timeout,
-                              auth_timeout_s=self.settings.auth_timeout_seconds, auth_callback=on_prompt)
+            try:
+                self._adb.connect(rsa_keys=[signer], transport_timeout_s=timeout, read_timeout_s=timeout,
+                                  auth_timeout_s=self.settings.auth_timeout_seconds, auth_callback=on_prompt)
+            except BaseException:
+                self.close()  # the socket or the claimed USB interface, not left for the garbage collector
+                raise
         except adb_errors.DeviceAuthError as exc:
             raise JobFailure(self._auth_text(f"the phone refused the key: {exc}")) from exc
         except LINK_ERRORS as exc:

@@ -48,7 +48,7 @@ from edgefarm_agent.backends import (
     ProgressCallback,
 )
 from edgefarm_agent.backends.adb import AdbSession
-from edgefarm_agent.backends.benchmark_output import BenchmarkOutput, parse_benchmark_output
+from edgefarm_agent.backends.benchmark_output import BenchmarkOutput, RunStats, parse_benchmark_output
 from edgefarm_agent.backends.feeds import Feeds, dataset_feeds, random_feeds, read_dataset, stack_outputs
 from edgefarm_agent.backends.tflite_io import DYNAMIC, TfliteIO, read_tflite_io
 from edgefarm_agent.config import AndroidBackend as AndroidSettings
@@ -319,9 +319,14 @@ class AndroidBackend:
             tail = result.errors[-3:] or output.strip().splitlines()[-3:] or ["no output"]
             raise JobFailure(f"benchmark_model on {name!r} {_exit_text(status)}: {' | '.join(tail)}", output)
         stats = result.inference
+        delegated, total, fallback, warnings = _delegation(job_plan, result)
+        if (stats is None or stats.avg is None) and result.inference_avg_us is not None:
+            # An older build prints only `Average inference timings in us: …, no stats: AVG`: no count, no spread.
+            stats = RunStats(count=job_plan.options.max_profiler_iterations, avg=result.inference_avg_us)
+            warnings.append(f"{self.settings.benchmark_model.name} printed only the average of the timed runs "
+                            "(an older build): min, median, p90 and p99 are that average, std is unknown")
         if stats is None or stats.avg is None:
             raise JobFailure(f"benchmark_model on {name!r} printed no timings (an unknown output format?)", output)
-        delegated, total, fallback, warnings = _delegation(job_plan, result)
         median = stats.extra.get("median", stats.avg)
         p90 = stats.extra.get("p90", stats.max if stats.max is not None else stats.avg)
         p99 = stats.extra.get("p99", stats.max if stats.max is not None else stats.avg)
