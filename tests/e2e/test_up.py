@@ -22,34 +22,16 @@ pytestmark = pytest.mark.e2e
 def test_edgefarm_up_runs_a_farm_the_sdk_finds_by_itself(tmp_path):
     home, port = tmp_path / "home", free_port()
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}
-    env["HOME"] = str(home)
-    edgefarm = str(Path(sys.executable).with_name("edgefarm"))
-    up = subprocess.Popen([edgefarm, "up", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, preexec_fn=_as_in_a_terminal)
+    up = _edgefarm_up(home, port)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert up.poll() is None, up.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health").status_code == 200 and \
-                        (home / ".edgefarm" / "client.ini").exists():
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "edgefarm up did not start"
-            time.sleep(0.5)
-        while not list((home / ".edgefarm" / "logs").glob("worker-*.log")) or "ready." not in \
-                next((home / ".edgefarm" / "logs").glob("worker-*.log")).read_text():
-            assert time.monotonic() < deadline, "the worker did not start"
-            time.sleep(0.5)
-
+        _wait_until_up(up, home, port)
         model = nets.write_convnet_onnx(tmp_path / "convnet.onnx")
         script = ("import edgefarm as ef, sys\n"
                   f"job = ef.submit_compile_job(model={str(model)!r}, device=ef.Device('Host CPU'))\n"
                   "print(job.wait(timeout=240).code.value)\n"
                   f"print(job.download_target_model({str(tmp_path)!r}))\n")
-        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run([sys.executable, "-c", script], env=_env(home), capture_output=True, text=True,
+                              timeout=300)
         assert done.returncode == 0, done.stderr
         state, target = done.stdout.split()
         assert state == "SUCCESS" and Path(target).suffix == ".tflite"
@@ -68,24 +50,38 @@ def test_a_service_managers_stop_or_a_closed_terminal_stops_the_whole_farm(tmp_p
     """The farm's processes run in sessions of their own (a Ctrl-C reaches them only through `edgefarm up`), so a
     SIGTERM (systemctl stop, kill) or SIGHUP must be passed on too, or the gateway and workers outlive it."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}
-    env["HOME"] = str(tmp_path)
-    edgefarm = str(Path(sys.executable).with_name("edgefarm"))
-    up = subprocess.Popen([edgefarm, "up", "--port", str(port), "--no-agent"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    up = _edgefarm_up(tmp_path, port, "--no-agent")
     try:
-        deadline = time.monotonic() + 180
-        logs = tmp_path / ".edgefarm" / "logs"
-        while not (_healthy(port) and any("ready." in log.read_text() for log in logs.glob("worker-*.log"))):
-            assert up.poll() is None, up.stdout.read()
-            assert time.monotonic() < deadline, "edgefarm up did not start"
-            time.sleep(0.5)
+        _wait_until_up(up, tmp_path, port)
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 2  # the gateway and the worker, with its pool
     finally:
         up.send_signal(stop_signal)
         output, _ = up.communicate(timeout=60)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
+
+
+def _env(home: Path) -> dict[str, str]:
+    """This environment without the test run's EDGEFARM_ settings, with `home` as HOME: a user's fresh machine."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}, "HOME": str(home)}
+
+
+def _edgefarm_up(home: Path, port: int, *options: str) -> subprocess.Popen:
+    edgefarm = str(Path(sys.executable).with_name("edgefarm"))
+    return subprocess.Popen([edgefarm, "up", "--port", str(port), *options], env=_env(home),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_in_a_terminal)
+
+
+def _wait_until_up(up: subprocess.Popen, home: Path, port: int, timeout: float = 180) -> None:
+    """The gateway answers, `edgefarm up` has written client.ini, and the worker has imported its stack."""
+    deadline = time.monotonic() + timeout
+    data = home / ".edgefarm"
+    while not (_healthy(port) and (data / "client.ini").exists()
+               and any("ready." in log.read_text() for log in (data / "logs").glob("worker-*.log"))):
+        assert up.poll() is None, up.stdout.read()
+        assert time.monotonic() < deadline, "edgefarm up did not start"
+        time.sleep(0.5)
 
 
 def _as_in_a_terminal() -> None:
