@@ -35,16 +35,15 @@ OPTIONS = "--quantize_full_type int8 --quantize_io"
 PROFILE = "--max_profiler_iterations 50"
 
 
-def by_hand(client, ef, model: Path, device, calibration, images, masks) -> tuple[float, float, float, float]:
+def by_hand(client, model: Path, device, calibration, images, masks) -> tuple[float, float, float, float]:
     from edgefarm import metrics
 
     started = time.perf_counter()
     compiled = client.jobs.submit_compile(model, device, options=OPTIONS, calibration_data=calibration)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    reference = np.stack([session.run(None, {"image": image[None]})[0] for image in images])
-    profile_job = client.jobs.submit_profile(compiled, device, options=PROFILE,
-                                             input_data={"image": [image[None] for image in images]})
-    inference = client.jobs.submit_inference(compiled, device, {"image": [image[None] for image in images]})
+    reference = np.stack([session.run(None, {"image": image})[0] for image in images["image"]])
+    profile_job = client.jobs.submit_profile(compiled, device, options=PROFILE, input_data=images)
+    inference = client.jobs.submit_inference(compiled, device, images)
     outputs = np.stack(inference.download_output_data()["mask"])
     median_ms = profile_job.download_profile()["execution_summary"]["estimated_inference_time"] / 1000
     device_iou = metrics.evaluate("iou", outputs, masks[:, None])
@@ -52,16 +51,17 @@ def by_hand(client, ef, model: Path, device, calibration, images, masks) -> tupl
     return time.perf_counter() - started, fp32_iou, device_iou, median_ms
 
 
-def pipeline(client, ef, model: Path, device, calibration, images, masks) -> tuple[float, float, float, float]:
+def pipeline(client, model: Path, device, calibration, images, masks) -> tuple[float, float, float, float]:
+    from edgefarm import PipelineState
+
     started = time.perf_counter()
     run = client.pipelines.submit(
         model, "bench-segmenter", [device], compile_options=OPTIONS, calibration_data=calibration,
-        profile_options=PROFILE, eval_inputs={"image": [image[None] for image in images]},
-        ground_truth={"mask": [mask[None] for mask in masks]}, metric={"name": "iou", "output": "mask"},
-        gates={"max_metric_drop": 0.05})
+        profile_options=PROFILE, eval_inputs=images, ground_truth={"mask": [mask[None] for mask in masks]},
+        metric={"name": "iou", "output": "mask"}, gates={"max_metric_drop": 0.05})
     state = run.wait()
     wall = time.perf_counter() - started
-    assert state == ef.PipelineState.SUCCESS, run.failure_reason
+    assert state == PipelineState.SUCCESS, run.failure_reason
     for event in run.data.events:
         print(f"    pipeline +{max(0.0, (event.at - run.data.created_at).total_seconds()):6.2f} s  {event.message}")
     [measured] = run.report["devices"]
@@ -81,18 +81,15 @@ def main() -> None:
         root = Path(tmp)
         model = build_segmenter_onnx(root / "segmenter.onnx")
         images, masks, _ = shapes(args.eval_samples, seed=99, size=SIZE)
+        inputs = {"image": [image[None] for image in images]}  # one (1,3,256,256) array per sample
         masks = masks[:, 0]
-        farm = LocalFarm(data_dir=root / "farm", port=free_port())
-        token = farm.start()
-        try:
-            client = ef.Client(api_url=farm.url, api_token=token)
+        with LocalFarm(data_dir=root / "farm", port=free_port()) as farm:
+            client = ef.Client(api_url=farm.url, api_token=farm.admin_token)
             device = ef.Device("Host CPU")
             results = {}
             for side, run, seed in (("by hand", by_hand, 11), ("pipeline", pipeline, 12)):
                 calibration = {"image": [image[None] for image in shapes(32, seed=seed, size=SIZE)[0]]}
-                results[side] = run(client, ef, model, device, calibration, images, masks)
-        finally:
-            farm.stop()
+                results[side] = run(client, model, device, calibration, inputs, masks)
 
     hand, farm_run = results["by hand"], results["pipeline"]
     print(f"segmenter {SIZE}x{SIZE}, full INT8 with int8 I/O, {args.eval_samples} evaluation samples, Host CPU")
