@@ -234,3 +234,28 @@ gates: {{max_metric_drop: 0.05, max_latency_ms: {budget}}}
     result = runner.invoke(app, ["pipeline", "run", str(tmp_path / "spec.yaml")])
     assert result.exit_code == 1 and "devices: Field required" in result.output
     assert "device: unknown key (known: name, model, devices" in " ".join(result.output.split())
+
+
+def test_reference_outputs_the_dataset_store_refuses_fail_the_job_once_with_the_reason(farm, client, evaluation,
+                                                                                         tmp_path):
+    """An output named with a '/' (common in exported graphs) cannot be a dataset member: the reference job fails
+    at once saying so, not three times over as a 'lost' worker."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = [1, 3, nets.IMAGE_SIZE, nets.IMAGE_SIZE]
+    graph = helper.make_graph([helper.make_node("Relu", ["image"], ["head/mask"])], "slash",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("head/mask", TensorProto.FLOAT, shape)])
+    model = tmp_path / "slash.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), model)
+    with host_device(farm) as pool:
+        pipeline = client.pipelines.submit(
+            model, f"slash-{secrets.token_hex(3)}", [ef.Device(pool)], eval_inputs=evaluation["inputs"],
+            metric={"name": "cosine", "output": "head/mask"}, gates={"min_metric": 0.99})
+        assert pipeline.wait(timeout=300) == PipelineState.FAILED
+    assert pipeline.failure_reason.startswith(f"reference job {pipeline.data.jobs.reference} failed: ")
+    assert "the FP32 outputs cannot be stored as a dataset" in pipeline.failure_reason
+    assert "head/mask" in pipeline.failure_reason
+    reference = client.jobs.get(pipeline.data.jobs.reference)
+    assert reference.data.attempts == 1
