@@ -268,7 +268,7 @@ def verify(onnx_path: Path, tflite_path: Path, samples: int, seed: int, quantize
 
     best = None
     for combo in list(itertools.product(*in_perm_choices))[:16]:  # square inputs can be ambiguous: try a few
-        worst, per_out, out_notes, ok = 0.0, {}, [], True
+        worst, per_out, ok = 0.0, {}, True
         for s in range(samples):
             ref = sess.run(None, {n: data[n][s] for n in names})
             feed = {n: np.ascontiguousarray(data[n][s].transpose(p)) for n, p in zip(names, combo)}
@@ -530,7 +530,8 @@ def _line(r: dict) -> str:
         extra = f"int8_rel_err={_fmt(r.get('int8_rel_err'))}"
     else:
         extra = r.get("error") or r.get("skipped", "")
-    return f"{r['model']:22} {r['candidate']:3} {state:4} {r.get('seconds', 0):7.1f}s {r.get('peak_rss_mb') or 0:7.0f}MB {extra}"
+    return (f"{r['model']:22} {r['candidate']:3} {state:4} {r.get('seconds', 0):7.1f}s "
+            f"{r.get('peak_rss_mb') or 0:7.0f}MB {extra}")
 
 
 def _fmt(x) -> str:
@@ -590,7 +591,8 @@ def _sub(argv: list[str]) -> int:
         try:
             res = verify(Path(onnx_path), Path(tfl), int(samples), int(seed), quant == "1")
         except Exception as e:  # a model the interpreter cannot run (Flex ops, bad shapes) is a result too
-            res = {"verified": False, "error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"}
+            said = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            res = {"verified": False, "error": f"{type(e).__name__}: {said}"}
         print(json.dumps(res, default=str))
         return 0
     if cmd == "_shapes":

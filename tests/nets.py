@@ -235,3 +235,49 @@ def write_unconvertible_onnx(path: Path) -> Path:
     )
     onnx.save(model, str(path))
     return Path(path)
+
+
+def _small_graph(path: Path, name: str, nodes, channels: int, weight: np.ndarray, output_shape: list[int],
+                 opset: int) -> Path:
+    """`nodes` from "image" (1, channels, 8, 8) to "out", with `weight` as the initializer "conv.weight"."""
+    graph = onnx.helper.make_graph(
+        nodes, name, [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, channels, 8, 8])],
+        [onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, output_shape)],
+        initializer=[onnx.numpy_helper.from_array(weight, "conv.weight")],
+    )
+    model = onnx.helper.make_model(graph, ir_version=ONNX_IR_VERSION,
+                                   opset_imports=[onnx.helper.make_opsetid("", opset)])
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def write_opset11_channel_softmax_onnx(path: Path) -> Path:
+    """Conv → Relu → Softmax(axis=1) at opset 11, over a (1, 10, 8, 8) tensor.
+
+    Before opset 13, Softmax(axis=1) normalises over the flattened C·H·W tail, not over the channels. onnx2tf
+    1.29's default path converts it to a softmax over one axis after its layout change: the SqueezeNet-style case
+    that came back SUCCESS with wrong outputs (cosine ~0.19 against ONNX Runtime). Upgrading the graph to opset 17
+    first spells the same computation as Flatten → Softmax → Reshape, which converts right.
+    """
+    rng = np.random.default_rng(3)
+    nodes = [
+        onnx.helper.make_node("Conv", ["image", "conv.weight"], ["conv_out"], name="conv/Conv", pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["conv_out"], ["relu_out"], name="act/Relu"),
+        onnx.helper.make_node("Softmax", ["relu_out"], ["out"], name="head/Softmax", axis=1),
+    ]
+    weight = rng.standard_normal((10, 3, 3, 3)).astype(np.float32)
+    return _small_graph(path, "opset11_softmax", nodes, 3, weight, [1, 10, 8, 8], opset=11)
+
+
+def write_grouped_conv_onnx(path: Path) -> Path:
+    """One grouped convolution (4 → 8 channels, 2 groups), as in ShuffleNet, RegNet and ResNeXt.
+
+    onnx2tf 1.29 builds it as a grouped Conv2D, and the TFLite converter then writes a model without a serving
+    signature, so its tensors cannot be tied to the source's names; splitting the groups
+    (disable_group_convolution) converts right.
+    """
+    rng = np.random.default_rng(4)
+    nodes = [onnx.helper.make_node("Conv", ["image", "conv.weight"], ["out"], name="conv/Conv", pads=[1, 1, 1, 1],
+                                   group=2)]
+    weight = rng.standard_normal((8, 2, 3, 3)).astype(np.float32)
+    return _small_graph(path, "grouped_conv", nodes, 4, weight, [1, 8, 8, 8], opset=13)

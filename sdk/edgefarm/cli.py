@@ -46,7 +46,8 @@ from edgefarm.pipeline_spec import load_spec
 from edgefarm.pipelines import Pipeline
 from edgefarm.registry import ModelVersion
 from edgefarm.report import render_report
-from edgefarm.wire import JobState, JobType, PipelineState, Profile, TensorInfo, TensorSpec
+from edgefarm.wire import (CompileResult, JobState, JobType, OutputCheck, PipelineState, Profile, TensorInfo,
+                           TensorSpec)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -369,6 +370,43 @@ def jobs_list(
     err_console.print(f"{offset + 1 if page else 0}-{offset + len(page)} of {page.total}", highlight=False)
 
 
+def _dataset_argument(client: Client, argument: str | None) -> Dataset | None:
+    """An .npz file (uploaded now, with progress) or the id of an uploaded dataset."""
+    if not argument:
+        return None
+    path = Path(argument)
+    if not path.is_file():
+        return client.datasets.get(argument)
+    with _transfer(f"uploading {path.name}") as progress:
+        return client.datasets.upload(path, progress=progress)
+
+
+def _verification_rows(result: CompileResult) -> list[tuple[str, Any]]:
+    """How the target was checked against the source, and which conversion strategy made it."""
+    strategy = result.strategy or None
+    if len(result.attempts) > 1:
+        strategy = f"{strategy}; tried: " + ", ".join(f"{a.strategy} ({a.outcome})" for a in result.attempts)
+    rows: list[tuple[str, Any]] = [("strategy", strategy)]
+    check = result.verification
+    if check is None:
+        return rows + [("verification", "not recorded (compiled before the farm verified conversions)")]
+    how = f"{check.verdict}: {check.precision}, {check.samples} sample(s) of {check.inputs}"
+    if check.tolerance:
+        how += ", tolerance " + ", ".join(f"{k} {v:g}" for k, v in check.tolerance.items())
+    lines = [how, *(f"{o.name}: {_check_figures(o)}" for o in check.outputs), *(f"! {w}" for w in check.warnings)]
+    return rows + [("verification", "\n".join(lines))]
+
+
+def _check_figures(check: OutputCheck) -> str:
+    figures = [f"{label} {value:{spec}}" for label, value, spec in (
+        ("rel", check.relative_error, ".2e"), ("max abs", check.max_abs_error, ".2e"), ("cosine", check.cosine, ".6f"),
+        ("SNR", check.snr_db, ".1f"), ("top-1", check.top1_agreement, ".0%")) if value is not None]
+    if check.target_shape != check.shape:
+        figures.insert(0, f"shape {tuple(check.target_shape or ())} vs {tuple(check.shape)}")
+    verdict = {True: "ok", False: "FAILED", None: ""}[check.passed]
+    return ", ".join(figures) + (f" {verdict}" if verdict else "")
+
+
 @jobs_app.command("show")
 def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
     """Show a job: state, failure reason, history and (for a finished compile job) its result."""
@@ -387,7 +425,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
         ("model", job.model_id),
         ("target model", compile_job.target_model_id if compile_job else None),
         ("calibration", compile_job.calibration_dataset_id if compile_job else None),
-        ("inputs", data.input_dataset_id),
+        ("verification inputs" if compile_job else "inputs", data.input_dataset_id),
         ("device", device),
         ("options", job.options),
         ("cache hit", "yes" if data.cache_hit else None),
@@ -405,6 +443,7 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")]) -> None:
             ("target inputs", "\n".join(map(_tensor, result.target_inputs))),
             ("target outputs", "\n".join(map(_tensor, result.target_outputs))),
         ]
+        rows += _verification_rows(result)
     if isinstance(job, InferenceJob) and job.result is not None:
         rows += [
             ("outputs", f"dataset {job.result.output_dataset_id}"),
@@ -454,6 +493,10 @@ def compile_(
     calibration: Annotated[
         str | None, typer.Option(help="Calibration data: an .npz file or the id of an uploaded dataset.")
     ] = None,
+    verification: Annotated[
+        str | None, typer.Option(help="A few inputs to verify the conversion on (.npz file or dataset id); "
+                                      "default: the calibration samples, else seeded random inputs.")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Job name.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job to finish.")] = True,
     output: Annotated[
@@ -466,19 +509,15 @@ def compile_(
     """Compile a model for a device's runtime; prints the job id, then (with --wait) the target model."""
     specs = dict(_parse_input_spec(text) for text in input_spec or []) or None
     CompileOptions.parse(options)  # before any upload, like the SDK
-    calibration_path = Path(calibration) if calibration and Path(calibration).is_file() else None
-    if calibration_path is not None:
-        describe_npz(calibration_path)
+    for argument in (calibration, verification):
+        if argument and Path(argument).is_file():
+            describe_npz(Path(argument))
     client = Client()
     source = _model_argument(client, model)
-    dataset: Dataset | None = None
-    if calibration_path is not None:
-        with _transfer(f"uploading {calibration_path.name}") as progress:
-            dataset = client.datasets.upload(calibration_path, progress=progress)
-    elif calibration:
-        dataset = client.datasets.get(calibration)
     job = client.jobs.submit_compile(
-        source, device, name=name, input_specs=specs, options=options, calibration_data=dataset
+        source, device, name=name, input_specs=specs, options=options,
+        calibration_data=_dataset_argument(client, calibration),
+        verification_data=_dataset_argument(client, verification),
     )
     err_console.print(f"submitted compile job {job.id} ({job.url})", highlight=False)
     console.print(job.id)

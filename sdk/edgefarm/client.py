@@ -223,24 +223,32 @@ class Jobs:
     def submit_compile(
         self,
         model: Any,
-        device: Device | str,
+        device: Device | str | None = None,
         *,
         name: str | None = None,
         input_specs: InputSpecs | None = None,
         options: str = "",
         calibration_data: DatasetEntries | str | Path | Dataset | None = None,
+        verification_data: DatasetEntries | str | Path | Dataset | None = None,
         progress: ProgressCallback | None = None,
     ) -> CompileJob:
-        """Upload what is needed and start a compile job; arguments are all checked before uploading."""
+        """Upload what is needed and start a compile job; arguments are all checked before uploading.
+
+        `verification_data` (same form as `calibration_data`, a few samples) is what the farm runs the source and
+        the compiled model on to verify the conversion; without it, the calibration samples or seeded random
+        inputs. `device` names a pool the farm knows; None compiles for no particular device (the target depends
+        only on the options)."""
         CompileOptions.parse(options)
         specs = normalize_input_specs(input_specs)
-        selector = as_device(device).to_wire()
+        selector = (Device() if device is None else as_device(device)).to_wire()
         with ExitStack() as stack:
             model_file = None if isinstance(model, Model) else stack.enter_context(open_model_file(model))
-            dataset_file: DatasetFile | None = None
-            if calibration_data is not None and not isinstance(calibration_data, Dataset):
-                dataset_file = stack.enter_context(open_dataset_file(calibration_data))
-            _check_calibration_names(calibration_data, dataset_file, specs)
+            files: dict[str, DatasetFile | None] = {}
+            for what, data in (("calibration_data", calibration_data), ("verification_data", verification_data)):
+                files[what] = None
+                if data is not None and not isinstance(data, Dataset):
+                    files[what] = stack.enter_context(open_dataset_file(data))
+                _check_dataset_names(what, data, files[what], specs)
             if model_file is not None:
                 # An in-memory model has no file name to be known by, so it takes the job's name.
                 from_path = isinstance(model, (str, Path))
@@ -249,14 +257,9 @@ class Jobs:
                 )
             else:
                 source = model
-            calibration: Dataset | None
-            if dataset_file is not None:
-                calibration_name = f"{name} calibration" if name else None
-                calibration = self._client.datasets._upload(
-                    dataset_file, name=calibration_name, progress=progress
-                )
-            else:
-                calibration = calibration_data if isinstance(calibration_data, Dataset) else None
+            calibration = self._dataset(calibration_data, files["calibration_data"], name, "calibration", progress)
+            verification = self._dataset(verification_data, files["verification_data"], name, "verification",
+                                         progress)
         request = CompileJobIn(
             model_id=source.id,
             device=selector,
@@ -264,10 +267,18 @@ class Jobs:
             input_specs=specs,
             options=options,
             calibration_dataset_id=calibration.id if calibration else None,
+            verification_dataset_id=verification.id if verification else None,
         )
         # Not idempotent: sent again only when the farm cannot have created the job (see _http).
         body = self._client._transport.post("/jobs/compile", request.model_dump(mode="json"))
         return CompileJob(self._client, JobOut.model_validate(body))
+
+    def _dataset(self, data: object, file: DatasetFile | None, name: str | None, purpose: str,
+                 progress: ProgressCallback | None) -> Dataset | None:
+        """The Dataset a job argument stands for: uploaded from its file, or the one given."""
+        if file is not None:
+            return self._client.datasets._upload(file, name=f"{name} {purpose}" if name else None, progress=progress)
+        return data if isinstance(data, Dataset) else None
 
     def submit_profile(
         self,
@@ -440,14 +451,14 @@ class Jobs:
         return job_from_wire(self._client, JobOut.model_validate(body))
 
 
-def _check_calibration_names(
-    calibration_data: object, dataset_file: DatasetFile | None, specs: dict[str, TensorSpec] | None
+def _check_dataset_names(
+    what: str, data: object, dataset_file: DatasetFile | None, specs: dict[str, TensorSpec] | None
 ) -> None:
-    """Calibration for an input the job does not declare is a typo that would only surface in the worker."""
+    """Samples for an input the job does not declare are a typo that would only surface in the worker."""
     if specs is None:
         return
-    if isinstance(calibration_data, Dataset):
-        names = set(calibration_data.entries)
+    if isinstance(data, Dataset):
+        names = set(data.entries)
     elif dataset_file is not None:
         names = set(dataset_file.entries)
     else:
@@ -455,7 +466,7 @@ def _check_calibration_names(
     unknown = sorted(names - set(specs))
     if unknown:
         raise ValueError(
-            f"calibration_data has inputs {unknown} that input_specs does not name ({sorted(specs)}); "
+            f"{what} has inputs {unknown} that input_specs does not name ({sorted(specs)}); "
             "use the same input names in both"
         )
 
@@ -550,14 +561,16 @@ def get_datasets(limit: int = 50, offset: int = 0, *, name: str | None = None) -
 
 def submit_compile_job(
     model: Any,
-    device: Device | str,
+    device: Device | str | None = None,
     name: str | None = None,
     input_specs: InputSpecs | None = None,
     options: str = "",
     calibration_data: DatasetEntries | str | Path | Dataset | None = None,
+    verification_data: DatasetEntries | str | Path | Dataset | None = None,
 ) -> CompileJob:
     return _default_client().jobs.submit_compile(
-        model, device, name=name, input_specs=input_specs, options=options, calibration_data=calibration_data
+        model, device, name=name, input_specs=input_specs, options=options, calibration_data=calibration_data,
+        verification_data=verification_data,
     )
 
 

@@ -110,6 +110,47 @@ class CompileJobIn(Wire):
     input_specs: dict[str, TensorSpec] | None = None
     options: str = ""
     calibration_dataset_id: str | None = None
+    # A few samples to verify the conversion on (default: the calibration samples, else seeded random inputs).
+    verification_dataset_id: str | None = None
+
+
+class OutputCheck(Wire):
+    """One output of a compiled target against the same output of its source, over the verification samples."""
+
+    name: str  # the source output
+    shape: list[int]  # one sample's shape in the source
+    target_shape: list[int] | None = None  # the same, from the target in the source's layout (None: missing)
+    max_abs_error: float | None = None
+    relative_error: float | None = None  # max |target - source| / max |source|
+    cosine: float | None = None  # cosine similarity of the flattened outputs
+    snr_db: float | None = None  # quantized targets: 10·log10(Σ source² / Σ (target - source)²), capped at 150
+    top1_agreement: float | None = None  # class-score outputs: share of samples whose top-1 class agrees
+    passed: bool | None = None  # float targets: within the tolerance; None for quantized targets (not judged)
+
+
+class Verification(Wire):
+    """How a compile job checked its target: the source (ONNX Runtime) and the target (its own runtime) on the
+    same inputs. `verdict`: "verified" (float: every output within tolerance; quantized: right shapes and no
+    warning), "warning" (quantized: something a person should look at), "mismatch" (float: not within tolerance;
+    such a target is never a SUCCESS). A source ONNX Runtime cannot run fails the job: it cannot be verified."""
+
+    verdict: Literal["verified", "warning", "mismatch"]
+    precision: str  # float32, float16, int8, int16
+    samples: int
+    inputs: str  # where the samples came from: verification data, calibration data, seeded random inputs
+    runtime: str = ""  # what ran the source and the target
+    tolerance: dict[str, float] | None = None  # float targets: the limits applied
+    outputs: list[OutputCheck] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ConversionAttempt(Wire):
+    """One strategy the compile tried, in order, and what came of it."""
+
+    strategy: str
+    outcome: Literal["verified", "warning", "failed", "mismatch", "crashed"]
+    reason: str = ""
+    seconds: float = 0.0
 
 
 class CompileResult(Wire):
@@ -125,6 +166,9 @@ class CompileResult(Wire):
     converter: str  # converter and version, e.g. "onnx2tf 1.29.24 / tensorflow 2.19.0"
     seconds: float
     log: str = ""
+    strategy: str = ""  # the conversion strategy that produced the target (docs/compile.md lists them)
+    attempts: list[ConversionAttempt] = Field(default_factory=list)  # every strategy tried, the winner last
+    verification: Verification | None = None  # None only on results recorded before verification existed
 
 
 class JobEvent(Wire):
@@ -145,7 +189,7 @@ class JobOut(Wire):
     options: str
     input_specs: dict[str, TensorSpec] | None = None
     calibration_dataset_id: str | None = None
-    input_dataset_id: str | None = None  # profile / inference inputs
+    input_dataset_id: str | None = None  # profile / inference inputs; a compile job's verification inputs
     device_id: str | None = None  # the device that ran (or runs) a profile / inference job
     cache_hit: bool = False
     attempts: int = 0

@@ -107,6 +107,26 @@ def test_device_jobs_need_an_existing_device_and_valid_options(gateway, api):
     api.post(f"/jobs/{in_range.json()['id']}/cancel")
 
 
+def test_a_compile_names_a_known_pool_or_none(gateway, api):
+    """A typo in the device ("Host-CPU") is refused at submit with the farm's pools, as profile jobs are; a
+    compile that names no device is allowed (the target depends only on the options) and says so."""
+    model = upload(api, conv_onnx(seed=21)).json()
+    typo = api.post("/jobs/compile", json={"model_id": model["id"], "device": {"name": "Host-CPU"}})
+    assert typo.status_code == 400
+    assert "no device matches 'Host-CPU'; the farm's devices are" in typo.json()["detail"]
+    name = pool()
+    register(agent_client(gateway, api), f"lab-{secrets.token_hex(3)}", [(name, "s1")])
+    assert name in api.post("/jobs/compile", json={"model_id": model["id"], "device": {"name": "Host-CPU"}}
+                            ).json()["detail"]
+    known = api.post("/jobs/compile", json={"model_id": model["id"], "device": {"name": name}})
+    assert known.status_code == 201 and known.json()["events"][0]["message"] == f"submitted: for {name}"
+    anywhere = api.post("/jobs/compile", json={"model_id": model["id"], "options": "--quantize_full_type float16"})
+    assert anywhere.status_code == 201
+    assert "for no particular device" in anywhere.json()["events"][0]["message"]
+    for job in (known, anywhere):
+        api.post(f"/jobs/{job.json()['id']}/cancel")
+
+
 def test_profile_job_lease_progress_result(gateway, api):
     name = pool()
     agent = agent_client(gateway, api)

@@ -88,8 +88,16 @@ def relative_error(got: np.ndarray, expected: np.ndarray) -> float:
 def test_fp32_keeps_source_layout_and_matches_onnxruntime(models, held_out, tmp_path):
     compiled = compile_(models["convnet"], "", tmp_path)
     result = compiled.result
-    assert compiled.path.parent == tmp_path and compiled.path.suffix == ".tflite"
-    assert [p.name for p in tmp_path.glob("*.tflite")] == [compiled.path.name]  # only the variant asked for
+    assert tmp_path in compiled.path.parents and compiled.path.suffix == ".tflite"
+    assert [p.name for p in tmp_path.rglob("*.tflite")] == [compiled.path.name]  # only the variant asked for
+    assert result.strategy == "default" and [(a.strategy, a.outcome) for a in result.attempts] == [
+        ("default", "verified")]
+    check = result.verification
+    assert (check.verdict, check.precision, check.samples, check.inputs) == (
+        "verified", "float32", 4, "seeded random inputs")
+    assert [(o.name, o.shape, o.target_shape, o.passed) for o in check.outputs] == [
+        ("features", [1, 8, 8, 8], [1, 8, 8, 8], True), ("logits", [1, 2], [1, 2], True)]
+    assert all(o.relative_error < 1e-4 and o.cosine > 0.99999 for o in check.outputs)
     assert result.target_format == "tflite"
     assert "onnx2tf 1.29.24" in result.converter and "tensorflow 2.19.0" in result.converter
     assert result.source_size == models["convnet"].stat().st_size and result.target_size == compiled.path.stat().st_size
@@ -374,4 +382,4 @@ def test_conversions_stay_offline(no_network, models, calibration, tmp_path):
              calibration=calibration)
     compile_(models["convnet"], "--force_channel_last_input image", tmp_path / "b")
     assert no_network == []
-    assert (tmp_path / "a" / "calibration_image_sample_data_20x128x128x3_float32.npy").is_file()
+    assert (tmp_path / "a" / "default" / "calibration_image_sample_data_20x128x128x3_float32.npy").is_file()

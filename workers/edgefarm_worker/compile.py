@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgefarm.options import CompileOptions
 from edgefarm.wire import CompileResult, JobState, TensorSpec
-from edgefarm_gateway.jobs import leases
+from edgefarm_gateway.jobs import leases, repository
 from edgefarm_gateway.models import service as models
 from edgefarm_gateway.orm import Dataset, Job, Model
 from edgefarm_worker.base import WorkerRunner, load_npz
@@ -27,6 +27,9 @@ class CompileRunner(WorkerRunner):
             job = session.get(Job, job_id)
             model = session.get(Model, job.model_id)
             dataset = session.get(Dataset, job.calibration_dataset_id) if job.calibration_dataset_id else None
+            # A compile job's input dataset holds the user's verification inputs.
+            checks = session.get(Dataset, job.input_dataset_id) if job.input_dataset_id else None
+            preferred = repository.winning_strategy(session, job)
         with tempfile.TemporaryDirectory(prefix=f"edgefarm-{job_id}-") as workdir, \
                 self.keep_lease(job_id, token):
             request = CompileRequest(
@@ -34,7 +37,9 @@ class CompileRunner(WorkerRunner):
                 options=CompileOptions.parse(job.options),
                 input_specs={k: TensorSpec(**v) for k, v in job.input_specs.items()} if job.input_specs else None,
                 calibration=load_npz(self.store.path(dataset.sha256)) if dataset else None,
-                workdir=Path(workdir))
+                workdir=Path(workdir),
+                verification=load_npz(self.store.path(checks.sha256)) if checks else None,
+                preferred_strategy=preferred)
             started = time.monotonic()
             try:
                 compiled = compile_model(request)

@@ -12,9 +12,11 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("/compile", status_code=201, response_model=JobOut)
-def submit_compile_job(body: CompileJobIn, request: Request, session: SessionDep, user: UserDep) -> JobOut:
-    """Compile a model for a device. Identical requests reuse the finished target (`cache_hit`)."""
-    return service.to_out(service.submit_compile(session, request.app.state.celery, body, user.id))
+def submit_compile_job(body: CompileJobIn, request: Request, session: SessionDep, settings: SettingsDep,
+                       user: UserDep) -> JobOut:
+    """Compile a model for a device pool the farm knows (or for no particular device), verified against the
+    source. Identical requests reuse the finished target (`cache_hit`)."""
+    return service.to_out(service.submit_compile(session, settings, request.app.state.celery, body, user.id))
 
 
 @router.post("/profile", status_code=201, response_model=JobOut)

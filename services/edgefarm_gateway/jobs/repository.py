@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import JobState, JobType
-from edgefarm_gateway.orm import Job, JobEvent, utcnow
+from edgefarm_gateway.orm import Job, JobEvent, Model, utcnow
 
 DEVICE_JOB_TYPES = (JobType.PROFILE.value, JobType.INFERENCE.value)  # the rest run on workers
 ACTIVE = (JobState.CREATED, JobState.OPTIMIZING_MODEL, JobState.PROVISIONING_DEVICE,
@@ -43,6 +43,17 @@ def cached_compile(session: Session, cache_key: str) -> Job | None:
     return session.scalar(
         select(Job).where(Job.cache_key == cache_key, Job.state == JobState.SUCCESS.value,
                           Job.target_model_id.is_not(None)).order_by(Job.finished_at).limit(1))
+
+
+def winning_strategy(session: Session, job: Job) -> str | None:
+    """The conversion strategy of the latest successful compile of the same model bytes with the same options."""
+    model_sha = select(Model.sha256).where(Model.id == job.model_id).scalar_subquery()
+    earlier = session.scalar(
+        select(Job).join(Model, Model.id == Job.model_id)
+        .where(Job.type == JobType.COMPILE.value, Job.state == JobState.SUCCESS.value, Job.options == job.options,
+               Model.sha256 == model_sha, Job.cache_hit.is_(False))
+        .order_by(Job.finished_at.desc()).limit(1))
+    return ((earlier.result or {}).get("strategy") or None) if earlier is not None else None
 
 
 def claim(session: Session, job_id: str, *, token: str, working_state: JobState, lease: float,

@@ -114,28 +114,42 @@ def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
                              f"{tuple(declared)}")
 
 
-def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset) -> None:
+def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset, purpose: str) -> None:
+    """Calibration or verification samples: one entry per model input, each sample shaped like it."""
     inputs = {n: s.shape for n, s in specs.items()} if specs else {t["name"]: t["shape"] for t in model.inputs}
     missing = [n for n in inputs if n not in dataset.entries]
     extra = [n for n in dataset.entries if n not in inputs]
     if missing or extra:
-        raise BadRequest(f"calibration data must hold one entry per model input ({', '.join(inputs)}); "
+        raise BadRequest(f"{purpose} data must hold one entry per model input ({', '.join(inputs)}); "
                          f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(extra) or 'none'}")
     for name, shape in inputs.items():
         got = dataset.entries[name]["shape"]
         if not fits(shape, got):
-            raise BadRequest(f"calibration samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
+            raise BadRequest(f"{purpose} samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
+
+
+def _compile_target(session: Session, settings, selector: DeviceSelector) -> str:
+    """A compile for a pool the farm has never seen is a typo caught now, not a model compiled for nothing. The
+    target depends only on the options, so a compile that names no device is allowed and says so."""
+    from edgefarm_gateway.devices import service as devices
+
+    if not (selector.name or selector.os or selector.attributes):
+        return "for no particular device (the target depends only on the options)"
+    devices.require_pool(session, settings, selector)
+    return f"for {selector.name or 'any device'}" + (f" ({selector.os})" if selector.os else "")
 
 
 def _cache_key(model: Model, options: CompileOptions, specs: dict[str, TensorSpec] | None,
-               dataset: Dataset | None) -> str:
+               dataset: Dataset | None, verification: Dataset | None) -> str:
     material = {"model": model.sha256, "options": options.canonical(),
                 "specs": {k: v.model_dump() for k, v in (specs or {}).items()},
                 "calibration": dataset.sha256 if dataset else None}
+    if verification is not None:  # only when given, so earlier jobs' keys stay valid
+        material["verification"] = verification.sha256
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def submit_compile(session: Session, celery: Celery, body: CompileJobIn, owner_id: str) -> Job:
+def submit_compile(session: Session, settings, celery: Celery, body: CompileJobIn, owner_id: str) -> Job:
     model = models.get(session, body.model_id)
     if model.format == "tflite":
         raise BadRequest(f"model {model.id} is already a TFLite model: profile it or run inference on it directly")
@@ -155,15 +169,20 @@ def submit_compile(session: Session, celery: Celery, body: CompileJobIn, owner_i
         raise BadRequest(f"--quantize_full_type {options.quantize_full_type} needs calibration data: pass "
                          "calibration_data={'<input name>': [sample, ...]} (a few hundred representative samples)")
     if dataset is not None:
-        _check_calibration(model, body.input_specs, dataset)
+        _check_calibration(model, body.input_specs, dataset, "calibration")
+    checks = datasets.get(session, body.verification_dataset_id) if body.verification_dataset_id else None
+    if checks is not None:
+        _check_calibration(model, body.input_specs, checks, "verification")
+    target = _compile_target(session, settings, body.device)
 
-    key = _cache_key(model, options, body.input_specs, dataset)
+    key = _cache_key(model, options, body.input_specs, dataset, checks)
     job = Job(id=new_id("j"), type=JobType.COMPILE.value, name=body.name or model.name,
               state=JobState.CREATED.value, model_id=model.id, device=body.device.model_dump(),
               options=body.options, input_specs={k: v.model_dump() for k, v in (body.input_specs or {}).items()}
-              or None, calibration_dataset_id=dataset.id if dataset else None, cache_key=key, owner_id=owner_id)
+              or None, calibration_dataset_id=dataset.id if dataset else None,
+              input_dataset_id=checks.id if checks else None, cache_key=key, owner_id=owner_id)
     session.add(job)
-    repository.add_event(session, job, JobState.CREATED, "submitted")
+    repository.add_event(session, job, JobState.CREATED, f"submitted: {target}")
     cached = repository.cached_compile(session, key)
     if cached is not None:
         job.target_model_id, job.result, job.cache_hit = cached.target_model_id, cached.result, True

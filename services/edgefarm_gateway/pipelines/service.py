@@ -107,7 +107,7 @@ def submit(session: Session, settings: Settings, celery: Celery, body: PipelineI
         if dataset_id:
             _check_outputs(field, datasets.get(session, dataset_id), output, count)
 
-    compile_job = jobs.submit_compile(session, celery, CompileJobIn(
+    compile_job = jobs.submit_compile(session, settings, celery, CompileJobIn(
         model_id=model.id, device=body.devices[0], name=body.name, input_specs=body.input_specs,
         options=body.compile_options, calibration_dataset_id=body.calibration_dataset_id), user.id)
     reference = None

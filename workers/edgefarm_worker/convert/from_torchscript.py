@@ -12,7 +12,7 @@ from pathlib import Path
 from edgefarm.wire import TensorSpec
 
 from .converter_log import ConverterLog
-from .interface import ConversionError
+from .interface import ConversionError, first_line
 
 # onnx2tf converts opset 17 well, and the TorchScript-based exporter writes it for every op we rely on.
 OPSET = 17
@@ -36,7 +36,7 @@ def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Pat
     try:
         module = torch.jit.load(str(source), map_location="cpu")
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        raise ConversionError(f"cannot load the model with torch.jit.load: {_first_line(exc)}") from None
+        raise ConversionError(f"cannot load the model with torch.jit.load: {first_line(exc)}") from None
     module.eval()
     args = tuple(_example(name, spec) for name, spec in input_specs.items())
     try:
@@ -45,7 +45,7 @@ def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Pat
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
         shapes = ", ".join(f"{name}: {tuple(s.shape)} {s.dtype}" for name, s in input_specs.items())
         raise ConversionError(
-            f"the TorchScript model fails on inputs shaped like input_specs ({shapes}): {_first_line(exc)}"
+            f"the TorchScript model fails on inputs shaped like input_specs ({shapes}): {first_line(exc)}"
         ) from None
     path = workdir / "source.onnx"
     log.note(f"torch.onnx.export (TorchScript-based exporter), opset {OPSET}, {len(outputs)} output(s)")
@@ -60,7 +60,7 @@ def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Pat
                 opset_version=OPSET, do_constant_folding=True, dynamo=False,
             )
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        raise ConversionError(f"torch.onnx.export could not export the TorchScript model: {_first_line(exc)}") from None
+        raise ConversionError(f"torch.onnx.export could not export the TorchScript model: {first_line(exc)}") from None
     return path
 
 
@@ -84,8 +84,3 @@ def _flatten(outputs) -> list:
     if isinstance(outputs, dict):
         return [t for item in outputs.values() for t in _flatten(item)]
     return [outputs]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else type(exc).__name__

@@ -23,6 +23,11 @@ class CompileRequest:
     # Per source input name: stacked samples, shape (N, *input_shape) in the source layout.
     calibration: dict[str, np.ndarray] | None
     workdir: Path  # an empty directory owned by this conversion; everything is written there
+    # The user's verification inputs, in the calibration data's form; without them the calibration samples, else
+    # seeded random inputs, are what source and target are compared on.
+    verification: dict[str, np.ndarray] | None = None
+    # A strategy that produced a verified target for the same model and options before: tried first.
+    preferred_strategy: str | None = None
 
 
 @dataclass
@@ -34,3 +39,9 @@ class CompiledModel:
 class ConversionError(Exception):
     """A conversion that cannot succeed as asked. The text is for the user: what the converter said, the node it
     stopped at and, when known, the fix."""
+
+
+def first_line(exc: BaseException, limit: int = 400) -> str:
+    """The part of a converter's exception worth showing: its first line, or its type when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -1,5 +1,6 @@
-"""Turn the source ONNX into the graph every converter starts from: static input shapes, only the wanted outputs,
-named nodes, and constants folded (models whose weights come out of constant subgraphs convert only then)."""
+"""Turn the source ONNX into the graph a converter starts from: first the request applied (static input shapes,
+only the wanted outputs), then per conversion strategy the graph simplified its way (constants folded: models whose
+weights come out of constant subgraphs convert only then) and nodes named."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import onnx.shape_inference
 from edgefarm.wire import TensorInfo, TensorSpec
 
 from .converter_log import ConverterLog
-from .interface import ConversionError
+from .interface import ConversionError, first_line
+from .strategies import Strategy
 from .tensors import onnx_io
 
 
@@ -30,25 +32,32 @@ def load(path: Path) -> onnx.ModelProto:
         raise ConversionError(f"cannot read the model as ONNX: {exc}") from None
 
 
-def prepare(
-    model: onnx.ModelProto,
-    input_specs: dict[str, TensorSpec] | None,
-    output_names: list[str] | None,
-    workdir: Path,
-    log: ConverterLog,
-) -> PreparedOnnx:
-    prepared = onnx.ModelProto()  # callers keep their proto (the source's I/O is read from it)
-    prepared.CopyFrom(model)
-    inputs, outputs = onnx_io(prepared)
-    _fix_input_shapes(prepared, inputs, input_specs or {})
+def fix(model: onnx.ModelProto, input_specs: dict[str, TensorSpec] | None,
+        output_names: list[str] | None) -> tuple[onnx.ModelProto, list[TensorInfo], list[TensorInfo]]:
+    """The source with the request applied: static input shapes, only the wanted outputs. What fails here is the
+    request's fault, which no conversion strategy changes. Returns the graph and its inputs and outputs."""
+    fixed = onnx.ModelProto()  # callers keep their proto (the source's I/O is read from it)
+    fixed.CopyFrom(model)
+    inputs, outputs = onnx_io(fixed)
+    _fix_input_shapes(fixed, inputs, input_specs or {})
     if output_names:
-        _keep_outputs(prepared, [o.name for o in outputs], output_names)
-    prepared = simplify(prepared, workdir, log)
-    _name_nodes(prepared)
+        _keep_outputs(fixed, [o.name for o in outputs], output_names)
+    inputs, outputs = onnx_io(fixed)
+    return fixed, inputs, outputs
+
+
+def prepare(fixed: onnx.ModelProto, strategy: Strategy, workdir: Path, log: ConverterLog) -> PreparedOnnx:
+    """The fixed graph as the strategy wants it for the converter, saved in the workdir, nodes named."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = fixed
+    if strategy.upgrade_opset is not None:
+        model = upgrade_opset(model, strategy.upgrade_opset, log)
+    model = simplify(model, strategy.simplifier, workdir, log)
+    _name_nodes(model)
     path = workdir / "prepared.onnx"
-    onnx.save(prepared, str(path))
-    inputs, outputs = onnx_io(prepared)
-    return PreparedOnnx(path=path, model=prepared, inputs=inputs, outputs=outputs)
+    onnx.save(model, str(path))
+    inputs, outputs = onnx_io(model)
+    return PreparedOnnx(path=path, model=model, inputs=inputs, outputs=outputs)
 
 
 def _fix_input_shapes(model: onnx.ModelProto, inputs: list[TensorInfo], specs: dict[str, TensorSpec]) -> None:
@@ -91,8 +100,10 @@ def _fix_input_shapes(model: onnx.ModelProto, inputs: list[TensorInfo], specs: d
     if changed:
         # Shapes inferred from the old symbolic inputs would contradict the new ones: let inference redo them.
         del model.graph.value_info[:]
+        # Their dims become unknown (rank kept: onnxsim's checker refuses an output type without a shape).
         for output in model.graph.output:
-            output.type.tensor_type.ClearField("shape")
+            for dim in output.type.tensor_type.shape.dim:
+                dim.Clear()
 
 
 def _keep_outputs(model: onnx.ModelProto, available: list[str], wanted: list[str]) -> None:
@@ -108,25 +119,36 @@ def _keep_outputs(model: onnx.ModelProto, available: list[str], wanted: list[str
     model.graph.output.extend(kept)  # the simplifier then drops the nodes only the others needed
 
 
-def simplify(model: onnx.ModelProto, workdir: Path, log: ConverterLog) -> onnx.ModelProto:
-    """onnxsim first; ONNX Runtime's basic optimisation (constant folding) when onnxsim cannot handle the graph;
-    the graph as it is when neither can (e.g. a custom op), so the converter gets to say what it cannot do."""
-    import onnxsim
+def simplify(model: onnx.ModelProto, how: str, workdir: Path, log: ConverterLog) -> onnx.ModelProto:
+    """onnxsim or ONNX Runtime's constant folding. A simplifier that cannot handle the graph fails this strategy;
+    the chain has one that simplifies the other way."""
+    try:
+        if how == "onnxsim":
+            import onnxsim
 
-    try:
-        simplified, _ = onnxsim.simplify(model)
-        log.note(f"simplified with onnxsim {onnxsim.__version__}: {len(model.graph.node)} -> "
-                 f"{len(simplified.graph.node)} nodes")
-        return simplified
-    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        log.note(f"onnxsim could not simplify the model ({_first_line(exc)}); folding constants with ONNX Runtime")
-    try:
+            simplified, _ = onnxsim.simplify(model)
+            log.note(f"simplified with onnxsim {onnxsim.__version__}: {len(model.graph.node)} -> "
+                     f"{len(simplified.graph.node)} nodes")
+            return simplified
         folded = fold_constants_with_onnxruntime(model, workdir)
         log.note(f"folded with ONNX Runtime: {len(model.graph.node)} -> {len(folded.graph.node)} nodes")
         return folded
-    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        log.note(f"ONNX Runtime could not optimise the model either ({_first_line(exc)}); converting it as it is")
-        return onnx.shape_inference.infer_shapes(model)
+    except Exception as exc:  # noqa: BLE001  (simplifiers raise anything; the user gets its message)
+        what = "onnxsim" if how == "onnxsim" else "ONNX Runtime's constant folding"
+        raise ConversionError(f"{what} could not process the graph: {first_line(exc)}") from None
+
+
+def upgrade_opset(model: onnx.ModelProto, opset: int, log: ConverterLog) -> onnx.ModelProto:
+    import onnx.version_converter
+
+    before = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    try:
+        upgraded = onnx.version_converter.convert_version(model, opset)
+    except Exception as exc:  # noqa: BLE001  (the version converter raises anything)
+        raise ConversionError(f"the ONNX version converter could not take opset {before} to {opset}: "
+                              f"{first_line(exc)}") from None
+    log.note(f"upgraded the graph from opset {before} to {opset}")
+    return upgraded
 
 
 def fold_constants_with_onnxruntime(model: onnx.ModelProto, workdir: Path) -> onnx.ModelProto:
@@ -155,8 +177,3 @@ def _name_nodes(model: onnx.ModelProto) -> None:
 
 def _show(shape: list[int | str]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

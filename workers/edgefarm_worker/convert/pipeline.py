@@ -1,4 +1,10 @@
-"""compile_model: source → (TorchScript export) → prepared ONNX → target, and the CompileResult that describes it."""
+"""compile_model: source → (TorchScript export) → the request applied → per strategy: prepared ONNX → target →
+verified against the source; the first verified target wins, and the CompileResult says how it was reached.
+
+What the request itself gets wrong (an input spec, an output name, calibration data that does not fit) fails at
+once: no strategy changes it. What a converter gets wrong, by failing, crashing or converting wrongly, moves on
+to the next strategy; when none is left the job fails with every strategy's reason.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,11 @@ import importlib
 import threading
 import time
 
-from edgefarm.wire import CompileResult
+from edgefarm.wire import CompileResult, ConversionAttempt
 
-from . import calibration, from_torchscript, onnx_prep, to_onnx, to_tflite
+from . import calibration, from_torchscript, onnx_prep, strategies, to_onnx, to_tflite, verify
 from .converter_log import ConverterLog
-from .interface import CompiledModel, CompileRequest, ConversionError
+from .interface import CompiledModel, CompileRequest, ConversionError, first_line
 from .tensors import onnx_io
 
 # A conversion changes the working directory and TensorFlow's global state: one at a time per process.
@@ -40,6 +46,8 @@ def _compile(request: CompileRequest) -> CompiledModel:
     workdir.mkdir(parents=True, exist_ok=True)
     log = ConverterLog()
     converters = []
+    target = to_tflite if options.target_runtime == "tflite" else to_onnx
+    precision = options.quantize_full_type or "float32"
     with log.capture():
         if request.source_format == "torchscript":
             source_onnx = from_torchscript.export(request.source_path, request.input_specs, workdir, log)
@@ -50,10 +58,40 @@ def _compile(request: CompileRequest) -> CompiledModel:
             raise ConversionError(f"cannot compile a {request.source_format!r} model: upload ONNX or TorchScript")
         source = onnx_prep.load(source_onnx)
         source_inputs, source_outputs = onnx_io(source)
-        prepared = onnx_prep.prepare(source, request.input_specs, options.output_names, workdir, log)
-        calib = calibration.check(request.calibration, prepared.inputs) if request.calibration else None
-        target = to_tflite if options.target_runtime == "tflite" else to_onnx
-        path, target_inputs, target_outputs = target.convert(prepared, options, calib, workdir, log)
+        fixed, inputs, outputs = onnx_prep.fix(source, request.input_specs, options.output_names)
+        calib = calibration.check(request.calibration, inputs) if request.calibration else None
+        if target is to_tflite:
+            to_tflite.check_request(options, inputs, outputs)
+        samples, origin = verify.verification_inputs(inputs, request.verification, calib)
+        reference = verify.run_source(source_onnx, [o.name for o in outputs], samples)
+
+        attempts: list[ConversionAttempt] = []
+        for strategy in strategies.chain(options, fixed, first=request.preferred_strategy):
+            attempt_started = time.monotonic()
+            log.note(f"strategy {strategy.name}: {strategy.why}")
+            attempt_dir = workdir / strategy.name
+            try:
+                prepared = onnx_prep.prepare(fixed, strategy, attempt_dir, log)
+                extra = {"onnx2tf_args": strategy.onnx2tf} if target is to_tflite else {}
+                path, target_inputs, target_outputs = target.convert(prepared, options, calib, attempt_dir, log,
+                                                                     **extra)
+                produced = verify.run_target(path, options.target_runtime, target_inputs, target_outputs, samples)
+                verification = verify.compare(reference, produced, outputs, precision, origin,
+                                              _runtime(options.target_runtime))
+            except ConversionError as exc:
+                outcome, reason = "failed", str(exc)
+            except (Exception, SystemExit) as exc:  # noqa: BLE001  (a converter bug ends this attempt, not the job)
+                outcome, reason = "crashed", f"{type(exc).__name__}: {first_line(exc)}"
+            else:
+                outcome = "mismatch" if verification.verdict == "mismatch" else verification.verdict
+                reason = verify.describe_failure(verification) if outcome == "mismatch" else ""
+            attempts.append(ConversionAttempt(strategy=strategy.name, outcome=outcome, reason=reason,
+                                              seconds=round(time.monotonic() - attempt_started, 3)))
+            log.note(f"strategy {strategy.name}: {outcome}" + (f": {reason}" if reason else ""))
+            if outcome in ("verified", "warning"):
+                break
+        else:
+            raise ConversionError(strategies.failure_table(attempts))
         converters.append(target.versions())
     seconds = time.monotonic() - started
     log.note(f"compiled in {seconds:.1f} s")
@@ -70,5 +108,18 @@ def _compile(request: CompileRequest) -> CompiledModel:
             converter=" / ".join(converters),
             seconds=round(seconds, 3),
             log=log.tail(),
+            strategy=attempts[-1].strategy,
+            attempts=attempts,
+            verification=verification,
         ),
     )
+
+
+def _runtime(target_runtime: str) -> str:
+    import onnxruntime
+
+    if target_runtime == "onnx":
+        return f"source and target in ONNX Runtime {onnxruntime.__version__} (CPU)"
+    from importlib.metadata import version
+
+    return f"source in ONNX Runtime {onnxruntime.__version__}, target in LiteRT {version('ai-edge-litert')} (CPU)"

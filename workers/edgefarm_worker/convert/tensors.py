@@ -14,6 +14,8 @@ import onnx
 import onnx.helper
 from edgefarm.wire import Quantization, TensorInfo
 
+from .interface import ConversionError
+
 
 def onnx_io(model: onnx.ModelProto) -> tuple[list[TensorInfo], list[TensorInfo]]:
     """Graph inputs (initializers that old exporters list as inputs are not inputs) and outputs, in order."""
@@ -57,9 +59,21 @@ def tflite_io(
     """
     from ai_edge_litert.interpreter import Interpreter
 
-    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    interpreter = Interpreter(model_path=str(path))
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        # Without a signature the TFLite tensors cannot be tied to the source's names; guessing by position or
+        # shape is how outputs get swapped silently.
+        raise ConversionError(
+            f"the converted model has {len(signatures) or 'no'} serving signature(s) "
+            f"({', '.join(signatures) or 'none'}); one is needed to tie its tensors to the source's names")
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
 
     def infos(details: dict[str, dict], sources: dict[str, str]) -> list[TensorInfo]:
+        missing = [key for key in sources if key not in details]
+        if missing:
+            raise ConversionError(f"the converted model's signature lacks {', '.join(map(repr, missing))}; it has "
+                                  f"{', '.join(map(repr, details))}")
         out = []
         for key, source in sources.items():
             d = details[key]

@@ -54,7 +54,9 @@ def convert(
     calibration: dict[str, np.ndarray] | None,
     workdir: Path,
     log: ConverterLog,
+    onnx2tf_args: dict | None = None,
 ) -> tuple[Path, list[TensorInfo], list[TensorInfo]]:
+    """The target in workdir/model.tflite; `onnx2tf_args` are the conversion strategy's extra onnx2tf arguments."""
     import onnx2tf  # noqa: F401  (first: it sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
     import tf_keras
 
@@ -63,7 +65,7 @@ def convert(
     calib.write_onnx2tf_sample(workdir, calibration, prepared.inputs)
     try:
         with _cwd(workdir):
-            keras_model = _keras_model(prepared, channel_last_inputs, workdir, log)
+            keras_model = _keras_model(prepared, channel_last_inputs, workdir, log, onnx2tf_args or {})
             serving, input_keys, output_keys = _serving_function(
                 keras_model, prepared, channel_last_inputs, channel_last_outputs, calibration, log
             )
@@ -76,6 +78,12 @@ def convert(
     path.write_bytes(flatbuffer)
     inputs, outputs = tflite_io(path, input_keys, output_keys, channel_last_inputs | channel_last_outputs)
     return path, inputs, outputs
+
+
+def check_request(options: CompileOptions, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> None:
+    """The request's own mistakes (a --force_channel_last_* name the model lacks), found before any attempt."""
+    _channel_last_names(options.force_channel_last_input, inputs, "input")
+    _channel_last_names(options.force_channel_last_output, outputs, "output")
 
 
 def _channel_last_names(names: list[str] | None, tensors: list[TensorInfo], kind: str) -> set[str]:
@@ -105,7 +113,8 @@ def _cwd(path: Path) -> Iterator[None]:
         os.chdir(before)
 
 
-def _keras_model(prepared: PreparedOnnx, channel_last_inputs: set[str], workdir: Path, log: ConverterLog):
+def _keras_model(prepared: PreparedOnnx, channel_last_inputs: set[str], workdir: Path, log: ConverterLog,
+                 onnx2tf_args: dict):
     import onnx2tf
 
     # onnx2tf rewrites the file it reads (op names, output shapes): give it a copy.
@@ -115,7 +124,8 @@ def _keras_model(prepared: PreparedOnnx, channel_last_inputs: set[str], workdir:
         _onnx2tf_name(i.name) for i in prepared.inputs
         if len(i.shape) in (3, 4, 5) and i.name not in channel_last_inputs
     ]
-    log.note(f"onnx2tf {onnx2tf.__version__}: building the Keras model")
+    log.note(f"onnx2tf {onnx2tf.__version__}: building the Keras model"
+             + (f" with {', '.join(sorted(onnx2tf_args))}" if onnx2tf_args else ""))
     try:
         model = onnx2tf.convert(
             input_onnx_file_path=str(source),
@@ -124,6 +134,7 @@ def _keras_model(prepared: PreparedOnnx, channel_last_inputs: set[str], workdir:
             not_use_onnxsim=True,  # already simplified (and its onnxsim step shells out to the CLI)
             keep_ncw_or_nchw_or_ncdhw_input_names=keep_source_layout or None,
             verbosity="info",
+            **onnx2tf_args,
         )
     except SystemExit:
         raise ConversionError(_onnx2tf_failure(log, None, prepared)) from None
@@ -314,7 +325,9 @@ def _tflite(serving, keras_model, options, calibration, prepared, channel_last_i
     try:
         return converter.convert()
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        errors = [line.strip() for line in str(exc).splitlines() if "error:" in line]
+        # MLIR prefixes each error with a Python call-site location and repeats it per occurrence.
+        errors = list(dict.fromkeys(line.split("error:", 1)[1].strip() for line in str(exc).splitlines()
+                                    if "error:" in line))
         raise ConversionError(
             "the TFLite converter could not convert onnx2tf's model"
             + (f" to {kind}" if kind else "") + ": " + _short(" | ".join(errors[:5]) or str(exc))
