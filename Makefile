@@ -24,6 +24,7 @@ bench: $(READY)
 	$(BIN)/python bench/compile.py
 	$(BIN)/python bench/profile_jobs.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/corpus.py
 
 openapi: $(READY)
 	$(BIN)/python -m edgefarm_gateway openapi > openapi/openapi.json

@@ -273,7 +273,7 @@ def compile_on_farm(client, ef, entry: CorpusModel, onnx: Path, workdir: Path, s
         calibration = {name: [value[i] for i in range(len(value))] for name, value in calib.items()}
     started = time.perf_counter()
     try:
-        job = client.jobs.submit_compile(onnx, ef.Device("Host CPU"), name=f"corpus {entry.name} "
+        job = client.jobs.submit_compile(onnx, None, name=f"corpus {entry.name} "
                                          f"{'int8' if int8 else 'fp32'}", options=INT8_OPTIONS if int8 else "",
                                          input_specs=specs, calibration_data=calibration)
         try:

@@ -34,6 +34,7 @@ from edgefarm.wire import (
     JobType,
     Profile,
     TensorSpec,
+    Verification,
 )
 
 if TYPE_CHECKING:
@@ -208,6 +209,14 @@ class CompileJob(Job):
     def result(self) -> CompileResult | None:
         """What the conversion recorded (formats, tensors, sizes, converter, log); None until it succeeded."""
         return CompileResult.model_validate(self._data.result) if self._data.result else None
+
+    @property
+    def verification(self) -> Verification | None:
+        """How the target was checked against the source (per-output errors, verdict); None until it succeeded.
+        A float target that does not match its source never succeeds: the job fails with every strategy's
+        reason instead."""
+        result = self.result
+        return result.verification if result else None
 
     def get_target_model(self) -> Model:
         """Wait for the job and return the compiled model; JobFailedError if it failed or was cancelled."""

@@ -173,6 +173,13 @@ def test_jobs_go_live_to_success_and_the_profile_page_shows_the_measured_numbers
         for tensor in result.source_inputs + result.target_outputs:
             assert tensor.name in compiled_page
         assert "Size" in compiled_page and result.converter in compiled_page
+        # The verification a person signs off on: verdict, how it was measured, one row per output with its figures.
+        assert page.locator("#verdict").get_attribute("data-verdict") == result.verification.verdict
+        assert f"{result.verification.samples} sample(s) of {result.verification.inputs}" in compiled_page
+        rows = page.locator("#output-checks tbody tr")
+        assert rows.count() == len(result.verification.outputs)
+        first = result.verification.outputs[0]
+        assert first.name in rows.first.inner_text() and f"{first.cosine:.6f}" in rows.first.inner_text()
         downloaded = page.context.request.get(f"{farm.url}/jobs/{compiled.id}/download")
         assert downloaded.ok and len(downloaded.body()) == result.target_size
         screenshot(page, "job-compile")

@@ -77,8 +77,14 @@ def test_onnx_model_compiles_and_the_target_agrees_with_fp32(farm, client, sourc
     if "--quantize_io" in options:
         assert [t.dtype for t in result.target_inputs + result.target_outputs] == ["int8", "int8"]
         assert result.target_inputs[0].layout == "NHWC" and result.target_inputs[0].quantization is not None
-    assert [e.state for e in job.events] == [JobState.CREATED, JobState.OPTIMIZING_MODEL, JobState.SUCCESS]
+    assert [(e.state, e.message) for e in job.events][1:-1] == [
+        (JobState.OPTIMIZING_MODEL, ""), (JobState.OPTIMIZING_MODEL, "strategy default: started"),
+        (JobState.OPTIMIZING_MODEL, "strategy default: verified")]
+    assert job.events[0].state == JobState.CREATED and job.events[-1].state == JobState.SUCCESS
     assert result.converter.startswith(("onnx2tf", "onnxruntime"))
+    assert result.strategy == "default" and job.verification.verdict == "verified"
+    assert job.verification.precision == {"int8": "int8", "float16": "float16"}.get(
+        next((w for w in ("int8", "float16") if w in options), ""), "float32")
 
 
 def test_torchscript_module_compiles_to_int8(farm, client, tmp_path):
@@ -172,3 +178,74 @@ def test_a_restarted_gateway_strands_nothing(farm, client, sources):
     farm.farm.processes.remove(gateway)
     farm.farm.start_gateway()
     finished(job)
+
+
+def test_a_wrong_conversion_is_caught_rescued_and_its_strategy_reused(farm, client, tmp_path):
+    """The opset-11 channel softmax (tests/nets.py) converts wrongly on the default path: the worker's
+    verification catches it, the opset upgrade rescues it, and the job says so. A second compile of the same model
+    and options (new verification inputs: not a cache hit) goes straight to the winning strategy."""
+    source = nets.write_opset11_channel_softmax_onnx(tmp_path / "softmax.onnx")
+    job = client.jobs.submit_compile(source, DEVICE, name="softmax-rescue")
+    finished(job)
+    result = job.result
+    assert [(a.strategy, a.outcome) for a in result.attempts] == [
+        ("default", "mismatch"), ("opset-upgrade", "verified")]
+    assert job.verification.verdict == "verified" and job.verification.inputs == "seeded random inputs"
+    target = job.download_target_model(tmp_path / "softmax.tflite")
+    image = nets.shapes(1, seed=8, size=8)[0]
+    expected = reference(source, {"image": image})["out"]
+    np.testing.assert_allclose(run_target(target, result, {"image": image})["out"], expected, atol=1e-5)
+
+    # The CLI's job view shows the same: the strategy, what came before it, the verdict and each output's figures.
+    from typer.testing import CliRunner
+
+    from edgefarm.cli import app
+
+    shown = CliRunner(env={"EDGEFARM_API_URL": farm.url, "EDGEFARM_API_TOKEN": farm.admin_token}).invoke(
+        app, ["jobs", "show", job.id])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())  # the table wraps long cells at the terminal's width
+    assert "strategy opset-upgrade; tried: default (mismatch), opset-upgrade (verified)" in text
+    assert "verification verified: float32, 4 sample(s) of seeded random inputs" in text
+    check = job.verification.outputs[0]
+    assert f"out: rel {check.relative_error:.2e}, max abs {check.max_abs_error:.2e}, cosine" in text
+
+    checks = {"image": [np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)]}
+    again = client.jobs.submit_compile(source, DEVICE, name="softmax-again", verification_data=checks)
+    finished(again)
+    assert again.data.cache_hit is False and again.data.input_dataset_id
+    assert [(a.strategy, a.outcome) for a in again.result.attempts] == [("opset-upgrade", "verified")]
+    assert (again.verification.inputs, again.verification.samples) == ("verification data", 1)
+
+
+def test_a_model_no_strategy_converts_fails_with_each_strategys_reason(farm, client, sources):
+    job = client.jobs.submit_compile(sources["unconvertible"], DEVICE, name="no-strategy")
+    status = job.wait(timeout=300)
+    assert status.code == JobState.FAILED
+    lines = status.message.splitlines()
+    assert lines[0] == "no conversion strategy produced a verified target (2 tried):"
+    assert [line.split(":")[0] for line in lines[1:]] == ["- default", "- onnxruntime-folding"]
+    assert all("QuickGelu" in line for line in lines[1:])
+    assert "internal error" not in status.message
+
+
+def test_a_strategy_that_kills_the_worker_twice_is_named_and_the_next_one_runs(farm, client, sources):
+    """A converter that takes its process down (segfault, the OOM killer) looks like this to the farm: the pool
+    process dies during a strategy. Once may be a restart; the second time the strategy is recorded as crashed and
+    the chain goes on, instead of the job failing as a lost worker."""
+    checks = {"image": [np.random.default_rng().standard_normal((1, 3, 32, 32)).astype(np.float32)]}  # a fresh key
+    job = client.jobs.submit_compile(sources["segmenter"], DEVICE, name="crashing-strategy",
+                                     options="--quantize_full_type float16", verification_data=checks)
+    for deaths in (1, 2):
+        deadline = time.monotonic() + 120
+        while sum(e.message == "strategy default: started" for e in job.events) < deaths:
+            assert time.monotonic() < deadline and not job.get_status().finished, job.events
+            time.sleep(0.05)
+            job.refresh()
+        for child in _worker_children(farm):
+            os.kill(child.pid, signal.SIGKILL)
+    finished(job)
+    first = job.result.attempts[0]
+    assert (first.strategy, first.outcome) == ("default", "crashed")
+    assert "died during this strategy 2 times" in first.reason
+    assert job.result.strategy != "default" and job.verification.verdict == "verified"

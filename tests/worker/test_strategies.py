@@ -143,3 +143,14 @@ def test_float16_tolerance_and_quantized_warnings():
     assert any("SNR" in w for w in noisy.warnings)
     wrong_shape = verify.compare(ref, [{"out": r["out"][:, :2]} for r in ref], OUT, "int8", "x", "test")
     assert wrong_shape.verdict == "warning" and "has shape (1, 2, 4, 4) on the target" in wrong_shape.warnings[0]
+
+
+def test_a_strategy_is_named_crashed_after_two_deaths_not_one():
+    # What the next attempt reads when it claims the job: every start without an end is a process that died.
+    one_death = ["submitted", "strategy default: started", "attempt 2 of 3"]
+    assert strategies.crashed(one_death) == []
+    assert strategies.crashed(one_death + ["strategy default: started", "attempt 3 of 3"]) == ["default"]
+    recovered = ["strategy default: started", "strategy default: failed", "strategy pseudo-ops: started",
+                 "strategy pseudo-ops: started"]
+    assert strategies.crashed(recovered) == ["pseudo-ops"]
+    assert strategies.crashed(["strategy nonsense: started"] * 3) == []

@@ -13,7 +13,7 @@ from edgefarm_gateway.jobs import leases, repository
 from edgefarm_gateway.models import service as models
 from edgefarm_gateway.orm import Dataset, Job, Model
 from edgefarm_worker.base import WorkerRunner, load_npz
-from edgefarm_worker.convert import CompileRequest, ConversionError, compile_model
+from edgefarm_worker.convert import CompileRequest, ConversionError, compile_model, strategies
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class CompileRunner(WorkerRunner):
             # A compile job's input dataset holds the user's verification inputs.
             checks = session.get(Dataset, job.input_dataset_id) if job.input_dataset_id else None
             preferred = repository.winning_strategy(session, job)
+            crashed = strategies.crashed([e.message for e in job.events])
         with tempfile.TemporaryDirectory(prefix=f"edgefarm-{job_id}-") as workdir, \
                 self.keep_lease(job_id, token):
             request = CompileRequest(
@@ -39,7 +40,9 @@ class CompileRunner(WorkerRunner):
                 calibration=load_npz(self.store.path(dataset.sha256)) if dataset else None,
                 workdir=Path(workdir),
                 verification=load_npz(self.store.path(checks.sha256)) if checks else None,
-                preferred_strategy=preferred)
+                preferred_strategy=preferred,
+                crashed_strategies=crashed,
+                progress=lambda message: leases.note(self.db, job_id, token, message))
             started = time.monotonic()
             try:
                 compiled = compile_model(request)

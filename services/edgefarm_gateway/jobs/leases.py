@@ -57,3 +57,9 @@ def succeed(db: Database, job_id: str, token: str, message: str = "",
 
 def fail(db: Database, job_id: str, token: str, reason: str) -> bool:
     return finish(db, job_id, token, lambda session, job: service.fail(session, job, reason))
+
+
+def note(db: Database, job_id: str, token: str, message: str) -> bool:
+    """An event on a held job, its state unchanged (a compile's strategy starting or ending)."""
+    return finish(db, job_id, token, lambda session, job: repository.add_event(session, job, JobState(job.state),
+                                                                                message))

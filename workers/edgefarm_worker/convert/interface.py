@@ -3,7 +3,8 @@ ConversionError whose text is shown to the user as the job's failure reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,12 @@ class CompileRequest:
     verification: dict[str, np.ndarray] | None = None
     # A strategy that produced a verified target for the same model and options before: tried first.
     preferred_strategy: str | None = None
+    # Strategies during which earlier attempts of this job died (the worker process killed by a segfault or the
+    # OOM killer, twice): recorded as crashed and not tried again.
+    crashed_strategies: list[str] = field(default_factory=list)
+    # Told each strategy's start and outcome (as "strategy NAME: started" / "strategy NAME: OUTCOME"), so that
+    # a process that dies mid-strategy leaves a trace the next attempt reads.
+    progress: Callable[[str], None] = lambda message: None  # noqa: E731
 
 
 @dataclass

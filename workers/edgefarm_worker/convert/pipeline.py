@@ -65,10 +65,14 @@ def _compile(request: CompileRequest) -> CompiledModel:
         samples, origin = verify.verification_inputs(inputs, request.verification, calib)
         reference = verify.run_source(source_onnx, [o.name for o in outputs], samples)
 
-        attempts: list[ConversionAttempt] = []
+        attempts = [ConversionAttempt(strategy=name, outcome="crashed", reason=strategies.CRASHED)
+                    for name in request.crashed_strategies]
         for strategy in strategies.chain(options, fixed, first=request.preferred_strategy):
+            if strategy.name in request.crashed_strategies:
+                continue
             attempt_started = time.monotonic()
             log.note(f"strategy {strategy.name}: {strategy.why}")
+            request.progress(strategies.started(strategy.name))
             attempt_dir = workdir / strategy.name
             try:
                 prepared = onnx_prep.prepare(fixed, strategy, attempt_dir, log)
@@ -88,6 +92,7 @@ def _compile(request: CompileRequest) -> CompiledModel:
             attempts.append(ConversionAttempt(strategy=strategy.name, outcome=outcome, reason=reason,
                                               seconds=round(time.monotonic() - attempt_started, 3)))
             log.note(f"strategy {strategy.name}: {outcome}" + (f": {reason}" if reason else ""))
+            request.progress(strategies.ended(strategy.name, outcome))
             if outcome in ("verified", "warning"):
                 break
         else:

@@ -86,6 +86,41 @@ def chain(options: CompileOptions, model: onnx.ModelProto, first: str | None = N
     return merged
 
 
+# A strategy whose process died under it this many times is not tried again: once may be an operator's restart,
+# twice is the converter (a segfault, TensorFlow taken by the OOM killer).
+CRASH_LIMIT = 2
+CRASHED = (f"the worker process died during this strategy {CRASH_LIMIT} times (a converter segfault or the "
+           "out-of-memory killer); not tried again")
+
+
+def started(name: str) -> str:
+    return f"strategy {name}: started"
+
+
+def ended(name: str, outcome: str) -> str:
+    return f"strategy {name}: {outcome}"
+
+
+def crashed(messages: list[str]) -> list[str]:
+    """From a job's event messages in order: the strategies that were started and never ended, CRASH_LIMIT times
+    or more (each attempt that died leaves one such start)."""
+    open_starts: dict[str, int] = {}
+    deaths: dict[str, int] = {}
+    for message in messages:
+        name, _, what = message.removeprefix("strategy ").partition(": ")
+        if not message.startswith("strategy ") or name not in BY_NAME:
+            continue
+        if what == "started":
+            if open_starts.get(name):  # started again without ending: the previous process died in it
+                deaths[name] = deaths.get(name, 0) + 1
+            open_starts[name] = 1
+        else:
+            open_starts[name] = 0
+    for name, still_open in open_starts.items():
+        deaths[name] = deaths.get(name, 0) + still_open
+    return [name for name, count in deaths.items() if count >= CRASH_LIMIT]
+
+
 def failure_table(attempts: list[ConversionAttempt]) -> str:
     """The reason a compile FAILED: every strategy, what it said, one per line."""
     lines = [f"no conversion strategy produced a verified target ({len(attempts)} tried):"]
