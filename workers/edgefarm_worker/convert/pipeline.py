@@ -9,8 +9,10 @@ to the next strategy; when none is left the job fails with every strategy's reas
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from edgefarm.wire import CompileResult, ConversionAttempt
 
@@ -19,6 +21,7 @@ from .converter_log import ConverterLog
 from .interface import CompiledModel, CompileRequest, ConversionError, first_line
 from .tensors import onnx_io
 
+_log = logging.getLogger(__name__)
 # A conversion changes the working directory and TensorFlow's global state: one at a time per process.
 _LOCK = threading.Lock()
 
@@ -63,40 +66,23 @@ def _compile(request: CompileRequest) -> CompiledModel:
         if target is to_tflite:
             to_tflite.check_request(options, inputs, outputs)
         samples, origin = verify.verification_inputs(inputs, request.verification, calib)
-        reference = verify.run_source(source_onnx, [o.name for o in outputs], samples)
+        check = _Check(samples, verify.run_source(source_onnx, [o.name for o in outputs], samples), outputs,
+                       precision, origin)
 
         attempts = [ConversionAttempt(strategy=name, outcome="crashed", reason=strategies.CRASHED)
                     for name in request.crashed_strategies]
         for strategy in strategies.chain(options, fixed, first=request.preferred_strategy):
             if strategy.name in request.crashed_strategies:
                 continue
-            attempt_started = time.monotonic()
-            log.note(f"strategy {strategy.name}: {strategy.why}")
             request.progress(strategies.started(strategy.name))
-            attempt_dir = workdir / strategy.name
-            try:
-                prepared = onnx_prep.prepare(fixed, strategy, attempt_dir, log)
-                extra = {"onnx2tf_args": strategy.onnx2tf} if target is to_tflite else {}
-                path, target_inputs, target_outputs = target.convert(prepared, options, calib, attempt_dir, log,
-                                                                     **extra)
-                produced = verify.run_target(path, options.target_runtime, target_inputs, target_outputs, samples)
-                verification = verify.compare(reference, produced, outputs, precision, origin,
-                                              _runtime(options.target_runtime))
-            except ConversionError as exc:
-                outcome, reason = "failed", str(exc)
-            except (Exception, SystemExit) as exc:  # noqa: BLE001  (a converter bug ends this attempt, not the job)
-                outcome, reason = "crashed", f"{type(exc).__name__}: {first_line(exc)}"
-            else:
-                outcome = "mismatch" if verification.verdict == "mismatch" else verification.verdict
-                reason = verify.describe_failure(verification) if outcome == "mismatch" else ""
-            attempts.append(ConversionAttempt(strategy=strategy.name, outcome=outcome, reason=reason,
-                                              seconds=round(time.monotonic() - attempt_started, 3)))
-            log.note(f"strategy {strategy.name}: {outcome}" + (f": {reason}" if reason else ""))
-            request.progress(strategies.ended(strategy.name, outcome))
-            if outcome in ("verified", "warning"):
+            attempt, converted = _attempt(strategy, fixed, target, request, calib, check, log)
+            request.progress(strategies.ended(strategy.name, attempt.outcome))
+            attempts.append(attempt)
+            if converted is not None:
                 break
         else:
             raise ConversionError(strategies.failure_table(attempts))
+        path, target_inputs, target_outputs, verification = converted
         converters.append(target.versions())
     seconds = time.monotonic() - started
     log.note(f"compiled in {seconds:.1f} s")
@@ -118,6 +104,47 @@ def _compile(request: CompileRequest) -> CompiledModel:
             verification=verification,
         ),
     )
+
+
+@dataclass
+class _Check:
+    """What every attempt's target is verified against: the inputs and the source's outputs on them."""
+
+    samples: list
+    reference: list
+    outputs: list
+    precision: str
+    origin: str
+
+
+def _attempt(strategy, fixed, target, request: CompileRequest, calib, check: _Check, log: ConverterLog):
+    """One strategy: prepare, convert, verify. Returns the attempt's record and, when its target can be kept,
+    (path, target inputs, target outputs, verification)."""
+    started = time.monotonic()
+    log.note(f"strategy {strategy.name}: {strategy.why}")
+    options, workdir = request.options, request.workdir / strategy.name
+    converted = None
+    try:
+        prepared = onnx_prep.prepare(fixed, strategy, workdir, log)
+        extra = {"onnx2tf_args": strategy.onnx2tf} if target is to_tflite else {}
+        path, target_inputs, target_outputs = target.convert(prepared, options, calib, workdir, log, **extra)
+        produced = verify.run_target(path, options.target_runtime, target_inputs, target_outputs, check.samples)
+        verification = verify.compare(check.reference, produced, check.outputs, check.precision, check.origin,
+                                      _runtime(options.target_runtime))
+    except ConversionError as exc:
+        outcome, reason = "failed", str(exc)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001  (a converter bug ends this attempt, not the job)
+        _log.exception("strategy %s crashed the converter", strategy.name)
+        outcome, reason = "crashed", f"{type(exc).__name__}: {first_line(exc)}"
+    else:
+        outcome = verification.verdict
+        reason = verify.describe_failure(verification) if outcome == "mismatch" else ""
+        if outcome != "mismatch":  # a quantized target's warning is shown, not a reason to look further
+            converted = (path, target_inputs, target_outputs, verification)
+    log.note(f"strategy {strategy.name}: {outcome}" + (f": {reason}" if reason else ""))
+    attempt = ConversionAttempt(strategy=strategy.name, outcome=outcome, reason=reason,
+                                seconds=round(time.monotonic() - started, 3))
+    return attempt, converted
 
 
 def _runtime(target_runtime: str) -> str:
