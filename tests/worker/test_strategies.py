@@ -154,3 +154,19 @@ def test_a_strategy_is_named_crashed_after_two_deaths_not_one():
                  "strategy pseudo-ops: started"]
     assert strategies.crashed(recovered) == ["pseudo-ops"]
     assert strategies.crashed(["strategy nonsense: started"] * 3) == []
+
+
+def test_a_target_that_aborts_litert_fails_its_attempt_not_the_worker(tmp_path):
+    """The corpus' ResNet-18 (bench/corpus_models.py) at full INT8: the TFLite converter writes a model on which
+    LiteRT's builtin kernels abort the process (SIGABRT in allocate_tensors) and XNNPACK refuses to prepare. Run
+    in the worker, that would have killed it; the verification child dies instead, and each attempt says how."""
+    from bench.corpus_models import by_name
+
+    entry = by_name("resnet18")
+    source = entry.export(tmp_path / "resnet18.onnx")
+    calibration = entry.sample_inputs(8, seed=1)
+    with pytest.raises(ConversionError) as caught:
+        compile_(source, tmp_path / "work", "--quantize_full_type int8", calibration=calibration)
+    attempts = str(caught.value).splitlines()[1:]
+    assert attempts and all("LiteRT failed allocating its tensors with the builtin kernels (killed by SIGABRT)"
+                            in line for line in attempts), attempts

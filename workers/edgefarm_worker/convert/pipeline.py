@@ -128,9 +128,10 @@ def _attempt(strategy, fixed, target, request: CompileRequest, calib, check: _Ch
         prepared = onnx_prep.prepare(fixed, strategy, workdir, log)
         extra = {"onnx2tf_args": strategy.onnx2tf} if target is to_tflite else {}
         path, target_inputs, target_outputs = target.convert(prepared, options, calib, workdir, log, **extra)
-        produced = verify.run_target(path, options.target_runtime, target_inputs, target_outputs, check.samples)
+        produced, notes = verify.run_target(path, options.target_runtime, target_inputs, target_outputs,
+                                            check.samples)
         verification = verify.compare(check.reference, produced, check.outputs, check.precision, check.origin,
-                                      _runtime(options.target_runtime))
+                                      _runtime(options.target_runtime), notes)
     except ConversionError as exc:
         outcome, reason = "failed", str(exc)
     except (Exception, SystemExit) as exc:  # noqa: BLE001  (a converter bug ends this attempt, not the job)
@@ -154,4 +155,5 @@ def _runtime(target_runtime: str) -> str:
         return f"source and target in ONNX Runtime {onnxruntime.__version__} (CPU)"
     from importlib.metadata import version
 
-    return f"source in ONNX Runtime {onnxruntime.__version__}, target in LiteRT {version('ai-edge-litert')} (CPU)"
+    return (f"source in ONNX Runtime {onnxruntime.__version__}, target in LiteRT {version('ai-edge-litert')} "
+            "(CPU, builtin kernels)")

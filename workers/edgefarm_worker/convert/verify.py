@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import json
+import signal
+import subprocess
+import sys
+
 import numpy as np
 from edgefarm.tensors import from_target, to_target
 from edgefarm.wire import OutputCheck, TensorInfo, Verification
@@ -28,6 +33,7 @@ from .interface import ConversionError, first_line
 # Samples verified per compile: enough to see a wrong axis or a broken branch, few enough to cost well under a
 # second on the models the corpus holds (bench/corpus.py).
 SAMPLES = 4
+CHILD_TIMEOUT = 600.0  # seconds for the LiteRT child to run them: far above any corpus model (~1 s)
 
 
 @dataclass(frozen=True)
@@ -102,16 +108,20 @@ def run_source(source_onnx: Path, output_names: Sequence[str], samples: list[dic
 
 
 def run_target(path: Path, target_format: str, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
-               samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+               samples: list[dict[str, np.ndarray]]) -> tuple[list[dict[str, np.ndarray]], list[str]]:
     """The compiled model on the worker's CPU, fed and read through its recorded tensor facts; outputs come back
-    as float32 in the source's layout, under the source's names."""
-    run = _tflite_runner(path) if target_format == "tflite" else _onnx_runner(path)
-    results = []
-    for sample in samples:
-        feeds = {i.name: to_target(_batched(sample[i.source_name or i.name], i), i) for i in inputs}
-        values = run(feeds, [o.name for o in outputs])
-        results.append({o.source_name or o.name: from_target(values[o.name], o) for o in outputs})
-    return results
+    as float32 in the source's layout, under the source's names. Also returns warnings about running it."""
+    feeds = [{i.name: to_target(_batched(sample[i.source_name or i.name], i), i) for i in inputs}
+             for sample in samples]
+    names = [o.name for o in outputs]
+    if target_format == "tflite":
+        values, notes = _run_tflite(path, feeds)
+    else:
+        values, notes = _run_onnx(path, feeds, names), []
+    missing = [name for name in names if name not in values[0]]
+    if missing:
+        raise ConversionError(f"the target has no tensor {', '.join(map(repr, missing))} that its record names")
+    return [{o.source_name or o.name: from_target(v[o.name], o) for o in outputs} for v in values], notes
 
 
 def _batched(x: np.ndarray, info: TensorInfo) -> np.ndarray:
@@ -119,38 +129,48 @@ def _batched(x: np.ndarray, info: TensorInfo) -> np.ndarray:
         else x
 
 
-def _tflite_runner(path: Path):
-    from ai_edge_litert.interpreter import Interpreter
+def _run_tflite(path: Path, feeds: list[dict[str, np.ndarray]]) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """LiteRT in a child process (litert_child says why); its builtin kernels give the numbers."""
+    from . import litert_child  # here, not at the top: the child imports this package, and must not import itself
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
-    by_name = {d["name"]: d["index"] for d in interpreter.get_input_details() + interpreter.get_output_details()}
+    feeds_path, outputs_path = path.with_suffix(".feeds.npz"), path.with_suffix(".outputs.npz")
+    np.savez(feeds_path, **litert_child.pack(feeds))
+    child = subprocess.run([sys.executable, "-m", litert_child.__name__, str(path), str(feeds_path),
+                            str(outputs_path)], capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    if child.returncode != 0:
+        lines = child.stderr.splitlines()
+        stage = next((line.removeprefix(litert_child.STAGE) for line in reversed(lines)
+                      if line.startswith(litert_child.STAGE)), "starting")
+        said = [line for line in lines if line.strip() and not line.startswith((litert_child.STAGE, "W0000", "I0000"))]
+        how = f"killed by {signal.Signals(-child.returncode).name}" if child.returncode < 0 \
+            else f"exit status {child.returncode}"
+        raise ConversionError(f"LiteRT failed {stage} ({how}" + (f": {said[-1][:300]}" if said else "")
+                              + "): LiteRT cannot run the model the converter wrote")
+    with np.load(outputs_path, allow_pickle=False) as archive:
+        values = litert_child.unpack({name: archive[name] for name in archive.files})
+    refusal = json.loads(child.stdout.strip().splitlines()[-1])["xnnpack"]
+    notes = [] if refusal is None else [
+        f"LiteRT's default CPU delegate (XNNPACK) cannot run this model ({refusal}); it was verified with the "
+        "builtin kernels, and on a device it runs only with --tflite_delegates none"]
+    return values, notes
 
-    def run(feeds: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-        for name, value in feeds.items():
-            interpreter.set_tensor(by_name[name], value)
-        interpreter.invoke()
-        return {name: interpreter.get_tensor(by_name[name]).copy() for name in names}
 
-    return run
-
-
-def _onnx_runner(path: Path):
+def _run_onnx(path: Path, feeds: list[dict[str, np.ndarray]], names: list[str]) -> list[dict[str, np.ndarray]]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def run(feeds: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, feeds)))
-
-    return run
+    return [dict(zip(names, session.run(names, feed))) for feed in feeds]
 
 
 def compare(reference: list[dict[str, np.ndarray]], target: list[dict[str, np.ndarray]],
-            source_outputs: Sequence[TensorInfo], precision: str, origin: str, runtime: str) -> Verification:
-    """Per source output: the errors over all samples, and the verdict for the whole target."""
+            source_outputs: Sequence[TensorInfo], precision: str, origin: str, runtime: str,
+            notes: Sequence[str] = ()) -> Verification:
+    """Per source output: the errors over all samples, and the verdict for the whole target. `notes` are
+    warnings from running the target (they make a quantized target's verdict "warning", never a float's
+    "mismatch")."""
     tolerance = TOLERANCES.get(precision)
-    checks, warnings = [], []
+    checks: list[OutputCheck] = []
+    warnings = list(notes)
     for info in source_outputs:
         ref = np.stack([r[info.name] for r in reference]).astype(np.float64)
         if info.name not in target[0]:
