@@ -114,7 +114,7 @@ def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
                              f"{tuple(declared)}")
 
 
-def _check_calibration(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset, purpose: str) -> None:
+def _check_samples(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset, purpose: str) -> None:
     """Calibration or verification samples: one entry per model input, each sample shaped like it."""
     inputs = {n: s.shape for n, s in specs.items()} if specs else {t["name"]: t["shape"] for t in model.inputs}
     missing = [n for n in inputs if n not in dataset.entries]
@@ -169,10 +169,10 @@ def submit_compile(session: Session, settings, celery: Celery, body: CompileJobI
         raise BadRequest(f"--quantize_full_type {options.quantize_full_type} needs calibration data: pass "
                          "calibration_data={'<input name>': [sample, ...]} (a few hundred representative samples)")
     if dataset is not None:
-        _check_calibration(model, body.input_specs, dataset, "calibration")
+        _check_samples(model, body.input_specs, dataset, "calibration")
     checks = datasets.get(session, body.verification_dataset_id) if body.verification_dataset_id else None
     if checks is not None:
-        _check_calibration(model, body.input_specs, checks, "verification")
+        _check_samples(model, body.input_specs, checks, "verification")
     target = _compile_target(session, settings, body.device)
 
     key = _cache_key(model, options, body.input_specs, dataset, checks)
