@@ -281,3 +281,30 @@ def write_grouped_conv_onnx(path: Path) -> Path:
                                    group=2)]
     weight = rng.standard_normal((8, 2, 3, 3)).astype(np.float32)
     return _small_graph(path, "grouped_conv", nodes, 4, weight, [1, 8, 8, 8], opset=13)
+
+
+def write_residual_deconv_onnx(path: Path) -> Path:
+    """Relu(x) + x → ConvTranspose(k=4, s=2, p=1) on a (1, 16, 4, 3) input: SimpleBaseline's pose head after a
+    residual block, reduced (found by bisecting the corpus' pose_resnet).
+
+    onnx2tf 1.29's Add leaves the residual sum channel-first (its broadcast "rescue guard" compares a channel-last
+    result with the ONNX shape), and ConvTranspose then settles on a wrong kernel permutation: relative error ~1
+    against ONNX Runtime. Writing the Add as Sum converts right.
+    """
+    rng = np.random.default_rng(7)
+    nodes = [
+        onnx.helper.make_node("Relu", ["image"], ["relu_out"], name="block/Relu"),
+        onnx.helper.make_node("Add", ["relu_out", "image"], ["sum_out"], name="block/Add"),
+        onnx.helper.make_node("ConvTranspose", ["sum_out", "conv.weight"], ["out"], name="head/ConvTranspose",
+                              kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1]),
+    ]
+    weight = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
+    graph = onnx.helper.make_graph(
+        nodes, "residual_deconv", [onnx.helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, 16, 4, 3])],
+        [onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 8, 8, 6])],
+        initializer=[onnx.numpy_helper.from_array(weight, "conv.weight")],
+    )
+    model = onnx.helper.make_model(graph, ir_version=ONNX_IR_VERSION,
+                                   opset_imports=[onnx.helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return Path(path)

@@ -4,8 +4,9 @@ Importing this package is light; the converter stack (TensorFlow, onnx2tf, ONNX 
 with the first conversion, torch only when a TorchScript model arrives.
 """
 
-from . import strategies, verify
+from . import rewrites, strategies, verify
 from .interface import CompiledModel, CompileRequest, ConversionError
 from .pipeline import compile_model, warm_up
 
-__all__ = ["CompileRequest", "CompiledModel", "ConversionError", "compile_model", "strategies", "verify", "warm_up"]
+__all__ = ["CompileRequest", "CompiledModel", "ConversionError", "compile_model", "rewrites", "strategies", "verify",
+           "warm_up"]

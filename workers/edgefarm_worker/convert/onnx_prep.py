@@ -53,6 +53,8 @@ def prepare(fixed: onnx.ModelProto, strategy: Strategy, workdir: Path, log: Conv
     if strategy.upgrade_opset is not None:
         model = upgrade_opset(model, strategy.upgrade_opset, log)
     model = simplify(model, strategy.simplifier, workdir, log)
+    if strategy.rewrite is not None:
+        model = strategy.rewrite(model)
     _name_nodes(model)
     path = workdir / "prepared.onnx"
     onnx.save(model, str(path))

@@ -16,6 +16,8 @@ import onnx
 from edgefarm.options import CompileOptions
 from edgefarm.wire import ConversionAttempt
 
+from . import rewrites
+
 # onnx2tf's pseudo-operators: decompositions into builtin TFLite ops for ops TFLite lacks (tf.Erf, behind every
 # exact GELU, is neither builtin nor allowed as Flex on the farm's devices). onnx2tf matches the lowercase names.
 PSEUDO_OPS = {"Erf": "erf", "Gelu": "gelu", "Asin": "asin", "Acos": "acos", "Atan": "atan", "Abs": "abs",
@@ -33,6 +35,7 @@ class Strategy:
     onnx2tf: dict = field(default_factory=dict)  # extra onnx2tf.convert arguments (TFLite targets only)
     tflite_only: bool = False
     applies: Callable[[onnx.ModelProto], bool] = lambda model: True  # noqa: E731  (worth trying on this graph?)
+    rewrite: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None  # after simplification (rewrites.py)
 
 
 def _op_types(model: onnx.ModelProto) -> set[str]:
@@ -50,7 +53,9 @@ def _opset(model: onnx.ModelProto) -> int:
 
 # Measured on the corpus (docs/compile.md): grouped convolutions come out of the default path without a
 # signature (ShuffleNetV2, RegNet, GhostNet, Xception, SSDlite); every transformer with exact GELU fails on tf.Erf;
-# an opset-11 Softmax over a 4-D tensor's channel axis converts wrongly and the opset upgrade rewrites it.
+# an opset-11 Softmax over a 4-D tensor's channel axis converts wrongly and the opset upgrade rewrites it;
+# onnx2tf's Add turns residual sums channel-first, which SimpleBaseline's deconvolutions and ShuffleNetV1's
+# grouped convolutions do not survive (rewrites.residual_adds_as_sum).
 CHAIN: tuple[Strategy, ...] = (
     Strategy("default", "onnxsim, then onnx2tf builds the Keras graph and the TFLite converter writes the target"),
     Strategy("split-grouped-conv", "grouped convolutions split into per-group convolutions and a concat "
@@ -67,6 +72,11 @@ CHAIN: tuple[Strategy, ...] = (
     Strategy("onnxruntime-folding", "ONNX Runtime's constant folding instead of onnxsim (for graphs onnxsim "
                                     "cannot process or rewrites into something the converter mishandles)",
              simplifier="onnxruntime"),
+    Strategy("residual-add-as-sum", "residual Adds (two computed tensors of one shape) written as Sum: onnx2tf's "
+                                    "Add can leave them channel-first, which deconvolutions and some grouped "
+                                    "convolutions after them convert wrongly",
+             tflite_only=True, applies=lambda model: bool(rewrites.residual_adds(model)),
+             rewrite=rewrites.residual_adds_as_sum),
 )
 BY_NAME = {s.name: s for s in CHAIN}
 
