@@ -162,6 +162,8 @@ def test_float16_tolerance_and_quantized_warnings():
     close = [{"out": (r["out"] * (1 + 1e-3)).astype(np.float16).astype(np.float64)} for r in ref]
     assert verify.compare(ref, close, OUT, "float16", "x", "test").verdict == "verified"
     assert verify.compare(ref, close, OUT, "float32", "x", "test").verdict == "mismatch"
+    swapped = [{"out": r["out"].transpose(0, 2, 3, 1)} for r in ref]
+    assert verify.compare(ref, swapped, OUT, "float16", "x", "test").verdict == "mismatch"
     noise = [{"out": r["out"] + np.random.default_rng(1).standard_normal(r["out"].shape) * 2} for r in ref]
     noisy = verify.compare(ref, noise, OUT, "int8", "x", "test")
     assert noisy.verdict == "warning" and noisy.outputs[0].snr_db < verify.LOW_SNR_DB

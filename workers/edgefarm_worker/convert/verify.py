@@ -42,13 +42,13 @@ class Tolerance:
     cosine: float  # cosine similarity of the flattened outputs, at least
 
 
-# Set from the corpus (docs/compile.md has the figures): FP32 targets agree with ONNX Runtime to a relative error
-# of a few 1e-6 (worst seen 2e-5); FP16 weights cost up to ~1e-3 relative. The limits leave an order of magnitude
-# above the worst model seen, and sit orders of magnitude below what a real defect gives (a softmax over the wrong
-# axis: 1e3; a transposed output: ~1).
+# Set from the corpus (docs/compile.md has the figures). FP32 targets agree with ONNX Runtime to a relative error
+# of 8e-8 to 9e-5 (45 models); FP16 weights cost up to 6.2e-2 relative (YOLOv8n's scores) with a cosine of at
+# least 0.99962 (ResNet-50). Wrong conversions seen: relative error 0.5 to 1.3, cosine 0.19 to 0.53. The limits sit
+# above the worst correct model and well below the best wrong one.
 TOLERANCES = {
     "float32": Tolerance(relative_error=1e-3, cosine=0.99999),
-    "float16": Tolerance(relative_error=2e-2, cosine=0.9995),
+    "float16": Tolerance(relative_error=1e-1, cosine=0.999),
 }
 # Quantized targets: below this SNR (dB) or this top-1 agreement a person should look before trusting the model.
 LOW_SNR_DB = 10.0
