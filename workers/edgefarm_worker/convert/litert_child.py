@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .interface import first_line  # light: `-m` imports this package first in any case
+
 STAGE = "litert-child stage: "
 
 
@@ -64,7 +66,7 @@ def _xnnpack_refusal(model: Path, sample: dict[str, np.ndarray]) -> str | None:
         _feed(interpreter, sample)
         interpreter.invoke()
     except (RuntimeError, ValueError) as exc:
-        return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return first_line(exc, 300)
     return None
 
 

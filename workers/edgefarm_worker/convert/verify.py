@@ -56,14 +56,6 @@ LOW_TOP1_AGREEMENT = 0.5
 SNR_CAP_DB = 150.0  # an output equal to float precision; keeps the figure finite (JSON has no infinity)
 
 
-class VerificationFailed(ConversionError):
-    """A float target that converted but does not compute what the source computes."""
-
-    def __init__(self, verification: Verification) -> None:
-        self.verification = verification
-        super().__init__(describe_failure(verification))
-
-
 def verification_inputs(inputs: Sequence[TensorInfo], verification: dict[str, np.ndarray] | None,
                         calibration: dict[str, np.ndarray] | None) -> tuple[list[dict[str, np.ndarray]], str]:
     """Up to SAMPLES input sets in the source's terms, and where they came from."""
