@@ -13,6 +13,7 @@ from celery import Celery
 
 from edgefarm.wire import JobType
 
+from edgefarm_gateway import filesystem_broker
 from edgefarm_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def make_celery(settings: Settings) -> Celery:
     app = Celery("edgefarm", broker=settings.celery_broker_url)
     transport_options: dict = {}
     if settings.celery_broker_url.startswith("filesystem://"):
+        app.conf.broker_transport = filesystem_broker.TRANSPORT
         folder = settings.broker_dir
         folder.mkdir(parents=True, exist_ok=True)
         # The control folder defaults to ./control in the current directory; keep it with the rest.
