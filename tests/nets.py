@@ -119,6 +119,28 @@ class TwoInputNet(nn.Module):
         return diff, diff.amax(dim=(2, 3))
 
 
+class ImageAndVectorNet(nn.Module):
+    """An image and a feature vector (inputs of different ranks, as a detector with camera metadata) → class
+    logits and a box."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.meta = nn.Linear(8, 8)
+        self.classes = nn.Linear(16, 10)
+        self.box = nn.Linear(16, 4)
+
+    def forward(self, image: torch.Tensor, meta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.cat([torch.relu(self.conv(image)).mean(dim=(2, 3)), torch.relu(self.meta(meta))], dim=1)
+        return self.classes(features), self.box(features)
+
+
+def write_image_and_vector_onnx(path: Path) -> Path:
+    torch.manual_seed(0)
+    return write_onnx(path, ImageAndVectorNet().eval(), {"image": (1, 3, IMAGE_SIZE, IMAGE_SIZE), "meta": (1, 8)},
+                      ["class_logits", "box"])
+
+
 def two_input_net() -> TwoInputNet:
     torch.manual_seed(0)
     return TwoInputNet().eval()

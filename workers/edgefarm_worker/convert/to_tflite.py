@@ -69,7 +69,8 @@ def convert(
             serving, input_keys, output_keys = _serving_function(
                 keras_model, prepared, channel_last_inputs, channel_last_outputs, calibration, log
             )
-            flatbuffer = _tflite(serving, keras_model, options, calibration, prepared, channel_last_inputs, log)
+            flatbuffer = _tflite(serving, input_keys, keras_model, options, calibration, prepared, channel_last_inputs,
+                                 log)
     finally:
         # onnx2tf builds into TF/Keras global state; the next conversion in this worker must start clean.
         tf_keras.backend.clear_session()
@@ -297,7 +298,7 @@ def _decide_by_numbers(keras_model, prepared, channel_last_inputs, calibration, 
     return decided
 
 
-def _tflite(serving, keras_model, options, calibration, prepared, channel_last_inputs, log) -> bytes:
+def _tflite(serving, input_keys, keras_model, options, calibration, prepared, channel_last_inputs, log) -> bytes:
     import tensorflow as tf
 
     # The converter saves its trackable object as a SavedModel first. Given the Keras model, that means Keras
@@ -314,7 +315,8 @@ def _tflite(serving, keras_model, options, calibration, prepared, channel_last_i
         converter.target_spec.supported_types = [tf.float16]
     elif kind in ("int8", "int16"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative_dataset(calibration, prepared, channel_last_inputs)
+        converter.representative_dataset = _representative_dataset(calibration, prepared, channel_last_inputs,
+                                                                    input_keys)
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "int8"
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
@@ -334,15 +336,19 @@ def _tflite(serving, keras_model, options, calibration, prepared, channel_last_i
         ) from None
 
 
-def _representative_dataset(calibration, prepared, channel_last_inputs):
-    """Samples in the layout the serving function takes, in its argument order, each with its batch axis."""
+def _representative_dataset(calibration, prepared, channel_last_inputs, input_keys):
+    """Samples in the layout the serving function takes, keyed by its signature keys.
+
+    Keyed, not listed: a list is fed in the order of the converted graph's input tensors, which need not be the
+    serving function's argument order (an image and a vector input came out swapped, and calibration failed at
+    the image's TRANSPOSE with "4 != 2" dimensions)."""
 
     def dataset():
         for sample in calib.samples(calibration):
-            yield [
-                sample[i.name].transpose(channel_last(sample[i.name].ndim)) if i.name in channel_last_inputs
+            yield {
+                key: sample[i.name].transpose(channel_last(sample[i.name].ndim)) if i.name in channel_last_inputs
                 else sample[i.name]
-                for i in prepared.inputs
-            ]
+                for key, i in zip(input_keys, prepared.inputs, strict=True)
+            }
 
     return dataset
