@@ -76,12 +76,22 @@ def channel_first(rank: int) -> list[int]:
 
 
 class TfliteModel:
-    """A .tflite behind one call: by signature runner if it has one, else by input/output details."""
+    """A .tflite behind one call: by signature runner if it has one, else by input/output details.
+
+    LiteRT's default kernels (XNNPACK) first, as devices run it; a model XNNPACK refuses is run with the builtin
+    kernels instead, as the farm verifies it, and `kernels` says so (else its check would fail for a model that is
+    right)."""
 
     def __init__(self, path: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        self.path = path
+        self.kernels = "XNNPACK"
+        self._load(builtin=False)
 
-        self.interpreter = Interpreter(model_path=str(path))
+    def _load(self, builtin: bool) -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if builtin else OpResolverType.AUTO
+        self.interpreter = Interpreter(model_path=str(self.path), experimental_op_resolver_type=resolver)
         self.runner = self.interpreter.get_signature_runner() if self.interpreter.get_signature_list() else None
         if self.runner is not None:
             self.inputs, self.outputs = self.runner.get_input_details(), self.runner.get_output_details()
@@ -91,6 +101,16 @@ class TfliteModel:
             self.outputs = {d["name"]: d for d in self.interpreter.get_output_details()}
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return self._run(feeds)
+        except (RuntimeError, ValueError) as refusal:
+            if self.kernels != "XNNPACK":
+                raise
+            self.kernels = f"builtin (XNNPACK refused: {str(refusal).splitlines()[0][:120]})"
+            self._load(builtin=True)
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feeds = {k: quantize(v, self.inputs[k]) for k, v in feeds.items()}
         if self.runner is not None:
             raw = self.runner(**feeds)
@@ -169,7 +189,7 @@ def check_farm(tflite: Path, result: dict, samples: dict[str, np.ndarray],
             per_output[source][1].append(ref[source])
     outputs = {s: metrics(g, r) for s, (g, r) in per_output.items()}
     missing = sorted(set(reference[0]) - set(outputs))
-    return {"outputs": outputs, "missing": missing}
+    return {"outputs": outputs, "missing": missing, "kernels": model.kernels}
 
 
 def layout_perm(info: dict, source_shape: list[int]) -> list[int] | None:
@@ -221,7 +241,8 @@ def check_cli(tflite: Path, samples: dict[str, np.ndarray], reference: list[dict
         if how == "transposed":
             notes.append(f"output {source} transposed back from channel-last")
         outputs[source] = best
-    return {"outputs": outputs, "missing": sorted(set(reference[0]) - set(outputs)), "notes": notes}
+    return {"outputs": outputs, "missing": sorted(set(reference[0]) - set(outputs)), "notes": notes,
+            "kernels": model.kernels}
 
 
 def match_names(sources: dict[str, tuple], details: dict[str, dict], notes: list[str], what: str) -> dict[str, str]:
@@ -392,9 +413,10 @@ def check_cell(row: dict | None, int8: bool) -> str:
         return NA
     if "error" in check:
         return "check failed"
+    builtin = "" if check.get("kernels", "XNNPACK") == "XNNPACK" else ", builtin kernels"
     if int8:
-        return f"cos {fmt(worst(check, 'cosine'), '.4f')}"
-    return f"{'correct' if fp32_correct(check) else 'WRONG'} ({fmt(worst(check, 'relative_error'), '.1e')})"
+        return f"cos {fmt(worst(check, 'cosine'), '.4f')}{builtin}"
+    return f"{'correct' if fp32_correct(check) else 'WRONG'} ({fmt(worst(check, 'relative_error'), '.1e')}{builtin})"
 
 
 def cli_cell(row: dict | None, int8: bool) -> str:

@@ -8,6 +8,7 @@ carry signal, so an INT8-vs-FP32 comparison measures quantization and not noise 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,6 +140,27 @@ def write_image_and_vector_onnx(path: Path) -> Path:
     torch.manual_seed(0)
     return write_onnx(path, ImageAndVectorNet().eval(), {"image": (1, 3, IMAGE_SIZE, IMAGE_SIZE), "meta": (1, 8)},
                       ["class_logits", "box"])
+
+
+class LstmNet(nn.Module):
+    """A one-layer LSTM over a short sequence with a per-step head, as in sequence taggers and keyword spotters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(features)[0])
+
+
+def write_lstm_onnx(path: Path) -> Path:
+    """onnx2tf converts the ONNX LSTM into a loop, on which TensorFlow's INT8 calibrator segfaults (in
+    FeedTensor); unrolled (enable_rnn_unroll) it calibrates."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():  # the exporter's advice on batch sizes other than 1: this one is 1
+        warnings.simplefilter("ignore", UserWarning)
+        return write_onnx(path, LstmNet().eval(), {"features": (1, 12, 8)}, ["logits"], opset=13)
 
 
 def two_input_net() -> TwoInputNet:

@@ -144,6 +144,33 @@ class Verification(Wire):
     warnings: list[str] = Field(default_factory=list)
 
 
+# A compile job's progress events name each conversion strategy's start and outcome, so that whoever reads the
+# job after its worker process died (the next attempt, the reconciler failing the job) can say where it died.
+def strategy_started(name: str) -> str:
+    return f"strategy {name}: started"
+
+
+def strategy_ended(name: str, outcome: str) -> str:
+    return f"strategy {name}: {outcome}"
+
+
+def strategy_deaths(messages: list[str]) -> dict[str, int]:
+    """From a job's event messages in order, read when no attempt is running: per strategy, how many starts had
+    no end (each is a process that died in it)."""
+    open_starts: dict[str, bool] = {}
+    deaths: dict[str, int] = {}
+    for message in messages:
+        if not message.startswith("strategy "):
+            continue
+        name, _, what = message.removeprefix("strategy ").partition(": ")
+        if what == "started" and open_starts.get(name):  # started again without ending: the process died in it
+            deaths[name] = deaths.get(name, 0) + 1
+        open_starts[name] = what == "started"
+    for name, still_open in open_starts.items():
+        deaths[name] = deaths.get(name, 0) + still_open
+    return {name: count for name, count in deaths.items() if count}
+
+
 class ConversionAttempt(Wire):
     """One strategy the compile tried, in order, and what came of it."""
 

@@ -199,3 +199,20 @@ def test_a_target_that_aborts_litert_fails_its_attempt_not_the_worker(tmp_path):
     assert "LiteRT failed allocating its tensors with the builtin kernels (killed by SIGABRT)" in first.reason
     assert last.strategy == "residual-add-as-sum" and last.outcome in ("verified", "warning")
     assert compiled.result.verification.outputs[0].snr_db is not None
+
+
+def test_a_calibrator_segfault_is_one_crashed_attempt_and_unrolling_rescues_it(tmp_path):
+    """TensorFlow's INT8 calibrator segfaults on onnx2tf's LSTM loop (as on the corpus's LSTM tagger, BiGRU and
+    CRNN). It runs in a child process, so the worker lives, the attempt names the crash and where it happened,
+    and the unrolled conversion quantizes; the target is checked again here on fresh inputs."""
+    source = nets.write_lstm_onnx(tmp_path / "lstm.onnx")
+    rng = np.random.default_rng(8)
+    compiled = compile_(source, tmp_path / "work", "--quantize_full_type int8",
+                        calibration={"features": rng.standard_normal((8, 1, 12, 8), np.float32)})
+    first, last = compiled.result.attempts[0], compiled.result.attempts[-1]
+    assert (first.strategy, first.outcome) == ("default", "crashed")
+    assert "killed by SIGSEGV in optimize/calibrator.py:_feed_tensors" in first.reason
+    assert (last.strategy, last.outcome) == ("unroll-rnn", "verified")
+    feeds = {"features": rng.standard_normal((1, 12, 8), np.float32)}
+    expected, got = reference(source, feeds)["logits"], run_target(compiled.path, compiled.result, feeds)["logits"]
+    assert 10 * np.log10(np.sum(expected**2) / np.sum((got - expected) ** 2)) > 25

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from celery import Celery
 
+from edgefarm import wire
 from edgefarm.wire import JobState
 from edgefarm_gateway import queue
 from edgefarm_gateway.db import Database, after_commit
@@ -36,9 +37,7 @@ def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
         for job in repository.expired_leases(session, worker_types):
             changed += 1
             if job.attempts >= settings.compile_max_attempts:
-                service.fail(session, job, f"the worker was lost {job.attempts} times while running this {job.type} "
-                                           "job (killed, out of memory, or crashed by the converter or runtime); "
-                                           "check the worker logs, then submit again")
+                service.fail(session, job, _workers_lost(job))
                 continue
             job.claim_token = job.lease_expires_at = None
             job.enqueued_at = utcnow()
@@ -54,6 +53,16 @@ def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
             log.info("%s job %s was not picked up; sending it again", job.type, job.id)
             after_commit(session, lambda job_id=job.id, job_type=job.type: queue.send(celery, job_id, job_type))
     return changed
+
+
+def _workers_lost(job) -> str:
+    message = (f"the worker was lost {job.attempts} times while running this {job.type} job (killed, out of "
+               "memory, or crashed by the converter or runtime)")
+    deaths = wire.strategy_deaths([e.message for e in job.events])
+    if deaths:
+        message += "; it died during " + ", ".join(
+            f"strategy {name} ({count} time{'s' if count > 1 else ''})" for name, count in deaths.items())
+    return message + "; check the worker logs, then submit again"
 
 
 def _release_lost_device_job(session, settings: Settings, job) -> None:

@@ -48,6 +48,11 @@ class ConversionError(Exception):
     stopped at and, when known, the fix."""
 
 
+class ConverterCrashed(ConversionError):
+    """A converter's native code died in its child process: the attempt's outcome is "crashed", and the chain
+    goes on."""
+
+
 def first_line(exc: BaseException, limit: int = 400) -> str:
     """The part of a converter's exception worth showing: its first line, or its type when it says nothing."""
     text = str(exc).strip()

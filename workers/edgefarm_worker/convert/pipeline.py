@@ -14,11 +14,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edgefarm.wire import CompileResult, ConversionAttempt
+from edgefarm.wire import CompileResult, ConversionAttempt, strategy_ended, strategy_started
 
 from . import calibration, from_torchscript, onnx_prep, strategies, to_onnx, to_tflite, verify
 from .converter_log import ConverterLog
-from .interface import CompiledModel, CompileRequest, ConversionError, first_line
+from .interface import CompiledModel, CompileRequest, ConversionError, ConverterCrashed, first_line
 from .tensors import onnx_io
 
 _log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def _compile(request: CompileRequest) -> CompiledModel:
         for strategy in strategies.chain(options, fixed, first=request.preferred_strategy):
             if strategy.name in request.crashed_strategies:
                 continue
-            request.progress(strategies.started(strategy.name))
+            request.progress(strategy_started(strategy.name))
             attempt, converted = _attempt(strategy, fixed, target, request, calib, check, log)
-            request.progress(strategies.ended(strategy.name, attempt.outcome))
+            request.progress(strategy_ended(strategy.name, attempt.outcome))
             attempts.append(attempt)
             if converted is not None:
                 break
@@ -132,6 +132,8 @@ def _attempt(strategy, fixed, target, request: CompileRequest, calib, check: _Ch
                                             check.samples)
         verification = verify.compare(check.reference, produced, check.outputs, check.precision, check.origin,
                                       _runtime(options.target_runtime), notes)
+    except ConverterCrashed as exc:
+        outcome, reason = "crashed", str(exc)
     except ConversionError as exc:
         outcome, reason = "failed", str(exc)
     except (Exception, SystemExit) as exc:  # noqa: BLE001  (a converter bug ends this attempt, not the job)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import re
 import shutil
@@ -29,11 +30,14 @@ from edgefarm.options import CompileOptions
 from edgefarm.wire import TensorInfo
 
 from . import calibration as calib
+from . import child
 from .converter_log import ConverterLog
-from .interface import ConversionError
+from .interface import ConversionError, ConverterCrashed
 from .onnx_prep import PreparedOnnx
 from .tensors import channel_first, channel_last, tflite_io
 
+# Seconds for the calibrating child (quantize_child); the corpus's largest INT8 conversions take ~100 s.
+QUANTIZE_TIMEOUT = 1800.0
 # What onnx2tf prints after any failure: advice for its own CLI flags, which our users cannot pass.
 _ONNX2TF_CLI_ADVICE = (
     "The trace log is below", "input_onnx_file_path:", "onnx_op_name:", "Read this and deal with it",
@@ -70,7 +74,7 @@ def convert(
                 keras_model, prepared, channel_last_inputs, channel_last_outputs, calibration, log
             )
             flatbuffer = _tflite(serving, input_keys, keras_model, options, calibration, prepared, channel_last_inputs,
-                                 log)
+                                 workdir, log)
     finally:
         # onnx2tf builds into TF/Keras global state; the next conversion in this worker must start clean.
         tf_keras.backend.clear_session()
@@ -298,7 +302,8 @@ def _decide_by_numbers(keras_model, prepared, channel_last_inputs, calibration, 
     return decided
 
 
-def _tflite(serving, input_keys, keras_model, options, calibration, prepared, channel_last_inputs, log) -> bytes:
+def _tflite(serving, input_keys, keras_model, options, calibration, prepared, channel_last_inputs, workdir,
+            log) -> bytes:
     import tensorflow as tf
 
     # The converter saves its trackable object as a SavedModel first. Given the Keras model, that means Keras
@@ -306,34 +311,71 @@ def _tflite(serving, input_keys, keras_model, options, calibration, prepared, ch
     # module that tracks only the variables (onnx2tf models usually have none: weights are constants) costs ~0.
     trackable = tf.Module()
     trackable.model_variables = list(keras_model.variables)
+    kind = options.quantize_full_type
+    log.note(f"TFLiteConverter: {kind or 'float32'}{' with integer I/O' if options.quantize_io else ''}")
+    if kind in ("int8", "int16"):
+        samples = list(_representative_dataset(calibration, prepared, channel_last_inputs, input_keys)())
+        return _quantize_in_child(trackable, serving, samples, kind, options.quantize_io, workdir)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serving], trackable)
+    configure(converter, kind, options.quantize_io, None)
+    try:
+        return converter.convert()
+    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
+        raise ConversionError(_converter_failure(kind, str(exc))) from None
+
+
+def configure(converter, kind: str | None, quantize_io: bool, representative_dataset) -> None:
+    """The converter settings for one precision (here and in quantize_child)."""
+    import tensorflow as tf
+
     # Builtin ops only: a model that needs the Flex (SELECT_TF_OPS) delegate would not run on the farm's devices.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    kind = options.quantize_full_type
     if kind == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif kind in ("int8", "int16"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = _representative_dataset(calibration, prepared, channel_last_inputs,
-                                                                    input_keys)
+        converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if kind == "int8"
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
-        if options.quantize_io:
+        if quantize_io:
             converter.inference_input_type = converter.inference_output_type = tf.int8 if kind == "int8" else tf.int16
-    log.note(f"TFLiteConverter: {kind or 'float32'}{' with integer I/O' if options.quantize_io else ''}")
+
+
+def _quantize_in_child(trackable, serving, samples, kind: str, quantize_io: bool, workdir: Path) -> bytes:
+    import tensorflow as tf
+
+    from . import quantize_child
+
+    saved, samples_path, out = workdir / "serving", workdir / "calibration.npz", workdir / "quantized.tflite"
+    tf.saved_model.save(trackable, str(saved), signatures={"serving_default": serving})
+    child.save_samples(samples_path, samples)
     try:
-        return converter.convert()
-    except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
-        # MLIR prefixes each error with a Python call-site location and repeats it per occurrence.
-        errors = list(dict.fromkeys(line.split("error:", 1)[1].strip() for line in str(exc).splitlines()
-                                    if "error:" in line))
-        raise ConversionError(
-            "the TFLite converter could not convert onnx2tf's model"
-            + (f" to {kind}" if kind else "") + ": " + _short(" | ".join(errors[:5]) or str(exc))
+        stdout = child.run(quantize_child.__name__, [str(saved), str(samples_path), str(out), kind,
+                                                     "1" if quantize_io else "0"], QUANTIZE_TIMEOUT)
+    except child.ChildFailed as exc:
+        if not exc.signalled:
+            said = f": {exc.said[-1][:300]}" if exc.said else ""
+            raise ConversionError(f"the TFLite converter failed {exc.stage} ({exc.how}{said})") from None
+        where = f" in {exc.crashed_in}" if exc.crashed_in else ""
+        raise ConverterCrashed(
+            f"the TFLite converter crashed {exc.stage} ({exc.how}{where}): a defect of TensorFlow's quantizer on "
+            f"this graph, not of the model; a float target (no --quantize_full_type) or --target_runtime onnx "
+            f"--quantize_full_type int8 (ONNX Runtime's quantizer) may serve instead"
         ) from None
+    error = json.loads(stdout.strip().splitlines()[-1]).get("error")
+    if error is not None:
+        raise ConversionError(_converter_failure(kind, error))
+    return out.read_bytes()
+
+
+def _converter_failure(kind: str | None, text: str) -> str:
+    # MLIR prefixes each error with a Python call-site location and repeats it per occurrence.
+    errors = list(dict.fromkeys(line.split("error:", 1)[1].strip() for line in text.splitlines() if "error:" in line))
+    return ("the TFLite converter could not convert onnx2tf's model" + (f" to {kind}" if kind else "") + ": "
+            + _short(" | ".join(errors[:5]) or text))
 
 
 def _representative_dataset(calibration, prepared, channel_last_inputs, input_keys):

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import json
-import signal
-import subprocess
-import sys
 
 import numpy as np
 from edgefarm.tensors import from_target, to_target
 from edgefarm.wire import OutputCheck, TensorInfo, Verification
 
 from . import calibration as calib
+from . import child
 from .interface import ConversionError, first_line
 
 # Samples verified per compile: enough to see a wrong axis or a broken branch, few enough to cost well under a
@@ -126,21 +124,14 @@ def _run_tflite(path: Path, feeds: list[dict[str, np.ndarray]]) -> tuple[list[di
     from . import litert_child  # here, not at the top: the child imports this package, and must not import itself
 
     feeds_path, outputs_path = path.with_suffix(".feeds.npz"), path.with_suffix(".outputs.npz")
-    np.savez(feeds_path, **litert_child.pack(feeds))
-    child = subprocess.run([sys.executable, "-m", litert_child.__name__, str(path), str(feeds_path),
-                            str(outputs_path)], capture_output=True, text=True, timeout=CHILD_TIMEOUT)
-    if child.returncode != 0:
-        lines = child.stderr.splitlines()
-        stage = next((line.removeprefix(litert_child.STAGE) for line in reversed(lines)
-                      if line.startswith(litert_child.STAGE)), "starting")
-        said = [line for line in lines if line.strip() and not line.startswith((litert_child.STAGE, "W0000", "I0000"))]
-        how = f"killed by {signal.Signals(-child.returncode).name}" if child.returncode < 0 \
-            else f"exit status {child.returncode}"
-        raise ConversionError(f"LiteRT failed {stage} ({how}" + (f": {said[-1][:300]}" if said else "")
-                              + "): LiteRT cannot run the model the converter wrote")
-    with np.load(outputs_path, allow_pickle=False) as archive:
-        values = litert_child.unpack({name: archive[name] for name in archive.files})
-    refusal = json.loads(child.stdout.strip().splitlines()[-1])["xnnpack"]
+    child.save_samples(feeds_path, feeds)
+    try:
+        stdout = child.run(litert_child.__name__, [str(path), str(feeds_path), str(outputs_path)], CHILD_TIMEOUT)
+    except child.ChildFailed as exc:
+        raise ConversionError(f"LiteRT failed {exc.stage} ({exc.how}" + (f": {exc.said[-1][:300]}" if exc.said else "")
+                              + "): LiteRT cannot run the model the converter wrote") from None
+    values = child.load_samples(outputs_path)
+    refusal = json.loads(stdout.strip().splitlines()[-1])["xnnpack"]
     notes = [] if refusal is None else [
         f"LiteRT's default CPU delegate (XNNPACK) cannot run this model ({refusal}); it was verified with the "
         "builtin kernels, and on a device it runs only with --tflite_delegates none"]
