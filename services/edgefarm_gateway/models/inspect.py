@@ -1,17 +1,33 @@
 """Read an uploaded model file: which format it is, its inputs and outputs, and whether it is safe to keep.
 
-Runs in the gateway, so it parses but never executes: ONNX via protobuf, TFLite via the LiteRT interpreter's
-metadata (no tensors allocated), TorchScript by looking inside its zip (torch is never imported here).
+It parses but never executes: ONNX via protobuf, TFLite via the LiteRT interpreter's metadata (no tensors
+allocated), TorchScript by looking inside its zip (torch is never imported here). The parsers are native code
+fed a stranger's bytes, and LiteRT's reader crashes on corrupt files (a fuzz of 45 truncated or altered .tflite
+files gave 17 segfaults and a bus error, each of which killed the gateway). So the parsing runs in a child
+process that limits its own memory and CPU time first, `python -m edgefarm_gateway.models.inspect FILE`, and
+whatever happens to it is the upload's 400. The cost: ~0.3 s per new model (a Python start and the parser's
+import); uploads of bytes the farm already holds skip it.
 """
 
 from __future__ import annotations
 
+import json
+import resource
+import signal
+import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from edgefarm.wire import Quantization, TensorInfo
 from edgefarm_gateway.errors import BadRequest
+
+CPU_SECONDS = 60  # of parsing, at most: a 2 GB ONNX model is read and checked in ~15 s here
+WALL_SECONDS = 180  # the child's answer, at most (CPU time does not count a child stalled on I/O)
+# Address space for the child: the interpreter and the parser's import (~300 MB), plus the file several times
+# over (protobuf holds the bytes and the parsed message).
+BASE_BYTES, PER_FILE_BYTE = 1 << 30, 4
 
 UNREADABLE = ("not a model EdgeFarm can read: upload an ONNX model (.onnx), a TorchScript module "
               "(torch.jit.save / ScriptModule.save, .pt) or a TFLite model (.tflite)")
@@ -25,6 +41,38 @@ class ModelFacts:
 
 
 def inspect_model(path: Path) -> ModelFacts:
+    """The facts of an uploaded file, read in a child process; BadRequest says why a file cannot be kept."""
+    try:
+        child = subprocess.run([sys.executable, "-m", __name__, str(path)], capture_output=True, text=True,
+                               timeout=WALL_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise BadRequest(f"reading the model took longer than {WALL_SECONDS} s; the file is not a model EdgeFarm "
+                         "can read as it is (corrupt, or built to stall its parser)") from None
+    if child.returncode < 0:
+        how = signal.Signals(-child.returncode).name
+        cause = (f"took more than {CPU_SECONDS} s of CPU" if how == "SIGXCPU"
+                 else f"crashed the parser ({how})")
+        raise BadRequest(f"reading the model {cause}: the file is corrupt, truncated or hostile; upload the file "
+                         "as the exporter or converter wrote it")
+    answer = child.stdout.strip().splitlines()[-1:] if child.returncode == 0 else []
+    if not answer:
+        said = [line for line in child.stderr.splitlines() if line.strip()][-1:]
+        raise BadRequest(f"the model could not be read (exit status {child.returncode}"
+                         + (f": {said[0][:300]}" if said else "") + ")")
+    facts = json.loads(answer[0])
+    if "refused" in facts:
+        raise BadRequest(facts["refused"])
+    return ModelFacts(facts["format"], [TensorInfo(**t) for t in facts["inputs"]],
+                      [TensorInfo(**t) for t in facts["outputs"]])
+
+
+def _limit_self(path: Path) -> None:
+    limit = BASE_BYTES + PER_FILE_BYTE * path.stat().st_size
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def _read(path: Path) -> ModelFacts:
     with path.open("rb") as f:
         head = f.read(8)
     if head[4:8] == b"TFL3":
@@ -107,3 +155,25 @@ def _inspect_torchscript(path: Path) -> ModelFacts:
         raise BadRequest(UNREADABLE)
     # Input names and shapes are not recorded in TorchScript; compile jobs take them from input_specs.
     return ModelFacts("torchscript", [], [])
+
+
+def main() -> None:
+    """The child: limits first, then the parser; one JSON line on stdout."""
+    path = Path(sys.argv[1])
+    _limit_self(path)
+    try:
+        facts = _read(path)
+    except BadRequest as refused:
+        print(json.dumps({"refused": str(refused)}))
+        return
+    except MemoryError:
+        limit = BASE_BYTES + PER_FILE_BYTE * path.stat().st_size
+        print(json.dumps({"refused": f"reading the model needs more than {limit >> 20} MB of memory (its size "
+                                    f"{path.stat().st_size >> 20} MB): the file is corrupt or hostile"}))
+        return
+    print(json.dumps({"format": facts.format, "inputs": [t.model_dump() for t in facts.inputs],
+                      "outputs": [t.model_dump() for t in facts.outputs]}))
+
+
+if __name__ == "__main__":
+    main()
