@@ -185,6 +185,25 @@ def test_agents_only_get_jobs_for_their_own_devices(gateway, api):
         api.post(f"/jobs/{job['id']}/cancel")
 
 
+def test_jobs_for_a_pool_nobody_serves_do_not_hide_the_jobs_behind_them(gateway, api):
+    """201 older jobs wait for a pool whose only device's agent never asks for work (one more than a lease once
+    read); a free device of another pool still gets its job."""
+    unserved, served = pool(), pool()
+    register(agent_client(gateway, api), f"lab-idle-{secrets.token_hex(3)}", [(unserved, "s1")])
+    agent = agent_client(gateway, api)
+    registered = register(agent, f"lab-busy-{secrets.token_hex(3)}", [(served, "s1")])
+    model = upload(api, conv_onnx(seed=29)).json()
+    waiting = [api.post("/jobs/profile", json={"model_id": model["id"], "device": {"name": unserved}}).json()
+               for _ in range(201)]
+    mine = api.post("/jobs/profile", json={"model_id": model["id"], "device": {"name": served}}).json()
+    try:
+        granted = lease(agent, registered)
+        assert granted is not None and granted["job_id"] == mine["id"]
+    finally:
+        for job in [*waiting, mine]:
+            api.post(f"/jobs/{job['id']}/cancel")
+
+
 def test_long_poll_wakes_when_a_job_arrives(gateway, api):
     name = pool()
     agent = agent_client(gateway, api)

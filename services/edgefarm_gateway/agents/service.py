@@ -34,7 +34,7 @@ def lease(session: Session, settings: Settings, agent: Agent, device_ids: list[s
     free = [d for d in agent.devices if d.id in device_ids and d.current_job_id is None and d.retired_at is None]
     if not free:
         return None
-    for job in repository.queued(session, DEVICE_JOB_TYPES):
+    for job in repository.queued_for_pools(session, DEVICE_JOB_TYPES, sorted({d.name for d in free})):
         selector = DeviceSelector(**job.device)
         device = next((d for d in free if matches(selector, d.name, d.os, d.attributes)), None)
         if device is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
@@ -91,6 +92,25 @@ def queued(session: Session, types: tuple[str, ...], limit: int = 200) -> list[J
     """Waiting jobs of these types, oldest first: the order devices serve them in."""
     return list(session.scalars(select(Job).where(Job.state == JobState.CREATED.value, Job.type.in_(types))
                                 .order_by(Job.created_at, Job.id).limit(limit)))
+
+
+def queued_for_pools(session: Session, types: tuple[str, ...], pools: list[str], batch: int = 200) -> Iterator[Job]:
+    """Waiting jobs of these types that name one of these pools or none, oldest first, read a batch at a time
+    for as long as the caller looks: jobs for pools nobody here serves are never read, and jobs whose os or
+    attributes no free device has cannot hide the ones behind them."""
+    pool = Job.device["name"].as_string()
+    query = (select(Job).where(Job.state == JobState.CREATED.value, Job.type.in_(types),
+                               or_(pool.in_(pools), pool == "", pool.is_(None)))
+             .order_by(Job.created_at, Job.id).limit(batch))
+    after: tuple[datetime, str] | None = None
+    while True:
+        batch_query = query if after is None else query.where(
+            or_(Job.created_at > after[0], (Job.created_at == after[0]) & (Job.id > after[1])))
+        rows = list(session.scalars(batch_query))
+        yield from rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1].created_at, rows[-1].id)
 
 
 def expired_leases(session: Session, types: tuple[str, ...]) -> list[Job]:
