@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
+from fastapi import Query
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edgefarm_gateway.orm import Dataset, Model
 
 Stored = TypeVar("Stored", Model, Dataset)
+
+# Every list endpoint's page parameters. The offset's bound is far beyond any table here and within the 64-bit
+# integers SQLite and PostgreSQL take (a larger one was a 500).
+MAX_OFFSET = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+Limit = Annotated[int, Query(ge=1, le=200, description="rows to return")]
 
 
 def page(session: Session, entity: type[Stored], *, name: str | None, sha256: str | None, offset: int,

@@ -219,3 +219,12 @@ def test_openapi_document_matches_the_app(tmp_path):
     committed = json.loads((REPO / "openapi" / "openapi.json").read_text())
     assert committed == json.loads(json.dumps(app.openapi())), (
         "openapi/openapi.json is out of date: run `python -m edgefarm_gateway openapi > openapi/openapi.json`")
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/models", "/datasets", "/pipelines", "/registry/models"])
+def test_page_parameters_out_of_range_are_a_422_naming_the_bound(api, path):
+    huge = api.get(path, params={"offset": "99999999999999999999"})
+    assert huge.status_code == 422 and "less than or equal to 2147483647" in huge.text, huge.text
+    assert api.get(path, params={"limit": 0}).status_code == 422
+    last = api.get(path, params={"offset": 2**31 - 1}).json()
+    assert last["items"] == [] and last["offset"] == 2**31 - 1

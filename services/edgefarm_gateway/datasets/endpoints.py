@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from edgefarm.wire import DatasetOut, Page
+from edgefarm_gateway import paging
 from edgefarm_gateway.datasets import service
 from edgefarm_gateway.deps import SessionDep, SettingsDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
@@ -28,8 +29,8 @@ def upload_dataset(file: Annotated[UploadFile, File()], session: SessionDep, sto
 @router.get("", response_model=Page[DatasetOut])
 def list_datasets(session: SessionDep, _: UserDep, name: str | None = None,
                 sha256: Annotated[str | None, Query(description="find stored bytes by content hash")] = None,
-                  offset: Annotated[int, Query(ge=0)] = 0,
-                  limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[DatasetOut]:
+                  offset: paging.Offset = 0,
+                  limit: paging.Limit = 50) -> Page[DatasetOut]:
     return service.list_page(session, name=name, sha256=sha256, offset=offset, limit=limit)
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from edgefarm.wire import CompileJobIn, InferenceJobIn, JobOut, JobState, JobType, Page, ProfileJobIn
+from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, UserDep
 from edgefarm_gateway.jobs import service
 
@@ -37,8 +37,8 @@ def submit_inference_job(body: InferenceJobIn, request: Request, session: Sessio
 @router.get("", response_model=Page[JobOut])
 def list_jobs(session: SessionDep, _: UserDep, type: JobType | None = None, state: JobState | None = None,
               name: str | None = None, model_id: str | None = None, device_id: str | None = None,
-              offset: Annotated[int, Query(ge=0)] = 0,
-              limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[JobOut]:
+              offset: paging.Offset = 0,
+              limit: paging.Limit = 50) -> Page[JobOut]:
     return service.list_page(session, type=type, state=state, name=name, model_id=model_id, device_id=device_id,
                              offset=offset, limit=limit)
 

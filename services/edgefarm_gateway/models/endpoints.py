@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from edgefarm.wire import ModelOut, Page
+from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
 from edgefarm_gateway.models import service
@@ -27,8 +28,8 @@ def upload_model(file: Annotated[UploadFile, File()], session: SessionDep, store
 @router.get("", response_model=Page[ModelOut])
 def list_models(session: SessionDep, _: UserDep, name: str | None = None,
                 sha256: Annotated[str | None, Query(description="find stored bytes by content hash")] = None,
-                offset: Annotated[int, Query(ge=0)] = 0,
-                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[ModelOut]:
+                offset: paging.Offset = 0,
+                limit: paging.Limit = 50) -> Page[ModelOut]:
     return service.list_page(session, name=name, sha256=sha256, offset=offset, limit=limit)
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from edgefarm.wire import Page, PipelineIn, PipelineOut, PipelineState
+from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, UserDep
 from edgefarm_gateway.pipelines import service
 
@@ -21,8 +21,8 @@ def submit_pipeline(body: PipelineIn, request: Request, session: SessionDep, set
 
 @router.get("", response_model=Page[PipelineOut])
 def list_pipelines(session: SessionDep, _: UserDep, name: str | None = None, state: PipelineState | None = None,
-                   offset: Annotated[int, Query(ge=0)] = 0,
-                   limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[PipelineOut]:
+                   offset: paging.Offset = 0,
+                   limit: paging.Limit = 50) -> Page[PipelineOut]:
     return service.list_page(session, name=name, state=state, offset=offset, limit=limit)
 
 

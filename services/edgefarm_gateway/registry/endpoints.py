@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from edgefarm.wire import (ChannelOut, ModelVersionOut, Page, PromoteIn, RegisteredModelDetailOut, RegisteredModelOut,
                            RollbackIn)
+from edgefarm_gateway import paging
 from edgefarm_gateway.deps import FleetDep, SessionDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
 from edgefarm_gateway.registry import service
@@ -34,8 +35,8 @@ def _fetched(request: Request, store, model, version, target, channel: str | Non
 
 @router.get("/models", response_model=Page[RegisteredModelOut])
 def list_registered_models(session: SessionDep, _: UserDep, name: str | None = None,
-                           offset: Annotated[int, Query(ge=0)] = 0,
-                           limit: Annotated[int, Query(ge=1, le=200)] = 50) -> Page[RegisteredModelOut]:
+                           offset: paging.Offset = 0,
+                           limit: paging.Limit = 50) -> Page[RegisteredModelOut]:
     """Registered models, newest first, with their latest version and what each channel serves."""
     return service.list_page(session, name=name, offset=offset, limit=limit)
 
