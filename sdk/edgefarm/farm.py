@@ -82,13 +82,9 @@ class LocalFarm:
         return self.admin_token
 
     def _token(self, kind: str, role: str) -> str:
-        """A token of this role, created once and kept (0600) in the data dir."""
-        token_file = self.data_dir / f"{kind}-token"
-        if not token_file.exists():
-            token = self._admin("token", "--name", f"local {kind}", "--role", role)
-            token_file.touch(mode=0o600)
-            token_file.write_text(token + "\n")
-        return token_file.read_text().strip()
+        """A token of this role, kept (0600) in the data dir; a new one if the kept one was revoked."""
+        kept = self.data_dir / f"{kind}-token"
+        return self._admin("token", "--name", f"local {kind}", "--role", role, "--keep", str(kept))
 
     def host_agent_config(self, name: str = "", pool: str = "Host CPU", serial: str = "host-0") -> Path:
         """An agent config offering this machine's CPU as one device (LiteRT for .tflite, ONNX Runtime for .onnx)."""

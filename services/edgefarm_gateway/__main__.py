@@ -5,6 +5,7 @@ Runs on the server with direct database access; `edgefarm up` uses it to prepare
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,16 +26,27 @@ def migrate() -> None:
 @cli.command()
 def token(name: Annotated[str, typer.Option(help="who or what the token is for")],
           role: Annotated[str, typer.Option(help="admin, user, agent or fleet (devices fetching releases)")] = "user",
+          keep: Annotated[Path | None, typer.Option(help="a file (0600) to keep the secret in: its token is "
+                                                        "printed again while it is valid, else a new one")] = None,
           ) -> None:
     """Create an API token and print its secret (shown once)."""
     from edgefarm_gateway.db import Database
-    from edgefarm_gateway.tokens.service import ROLES, create
+    from edgefarm_gateway.tokens.service import ROLES, authenticate, create
 
     if role not in ROLES:
         raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
     db = Database(Settings())
     with db.session() as session:
+        kept = keep.read_text().strip() if keep is not None and keep.exists() else ""
+        principal = authenticate(session, kept) if kept else None
+        if principal is not None and principal.role == role:
+            typer.echo(kept)
+            return
         created = create(session, name, role)
+    if keep is not None:  # a revoked or foreign secret is replaced
+        keep.touch(mode=0o600)
+        keep.chmod(0o600)
+        keep.write_text(created.token + "\n")
     typer.echo(created.token)
 
 

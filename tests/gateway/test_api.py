@@ -228,3 +228,20 @@ def test_page_parameters_out_of_range_are_a_422_naming_the_bound(api, path):
     assert api.get(path, params={"limit": 0}).status_code == 422
     last = api.get(path, params={"offset": 2**31 - 1}).json()
     assert last["items"] == [] and last["offset"] == 2**31 - 1
+
+
+def test_an_admin_cannot_revoke_its_own_token_and_a_revoked_kept_token_is_replaced(gateway, api):
+    """A kept token (the data dir's, which `edgefarm up` prints) that was revoked is replaced, not printed
+    again; an admin's own token cannot be revoked with itself."""
+    farm = gateway.farm
+    spare = farm._token("spare", "admin")
+    assert farm._token("spare", "admin") == spare  # kept while valid
+    listed = {t["name"]: t["id"] for t in api.get("/tokens").json()}
+    own = httpx.delete(f"{gateway.url}/api/v1/tokens/{listed['local spare']}",
+                       headers={"Authorization": f"Bearer {spare}"})
+    assert own.status_code == 409 and "revoke it with another admin token" in own.json()["detail"]
+    assert api.delete(f"/tokens/{listed['local spare']}").status_code == 204
+    renewed = farm._token("spare", "admin")
+    assert renewed != spare
+    assert httpx.get(f"{gateway.url}/api/v1/tokens", headers={"Authorization": f"Bearer {renewed}"}).status_code == 200
+    assert (farm.data_dir / "spare-token").stat().st_mode & 0o777 == 0o600

@@ -21,6 +21,7 @@ def list_tokens(session: SessionDep, _: AdminDep) -> list[TokenOut]:
 
 
 @router.delete("/{token_id}", status_code=204)
-def revoke_token(token_id: str, session: SessionDep, _: AdminDep) -> Response:
-    service.revoke(session, token_id)
+def revoke_token(token_id: str, session: SessionDep, caller: AdminDep) -> Response:
+    """Revoke a token. 409 for the caller's own token and for the last admin token."""
+    service.revoke(session, token_id, caller)
     return Response(status_code=204)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import TokenOut
-from edgefarm_gateway.errors import NotFound
+from edgefarm_gateway.errors import Conflict, NotFound
 from edgefarm_gateway.orm import ApiToken, new_id, utcnow
 
 ROLES = ("admin", "user", "agent", "fleet")  # fleet: devices in the field, fetch released models only
@@ -49,8 +49,20 @@ def list_tokens(session: Session) -> list[TokenOut]:
     return [TokenOut(id=r.id, name=r.name, role=r.role, created_at=r.created_at) for r in rows]
 
 
-def revoke(session: Session, token_id: str) -> None:
+def revoke(session: Session, token_id: str, caller: Principal) -> None:
+    """Revoke a token, but never the caller's own nor the last admin token: either would lock the farm's
+    operators out of token management by one mistaken call (the farm's own admin token is kept in the data dir
+    and printed by `edgefarm up`)."""
     row = session.get(ApiToken, token_id)
     if row is None or row.revoked_at is not None:
         raise NotFound(f"no active token {token_id}")
+    if row.id == caller.id:
+        raise Conflict(f"token {token_id} is the one this request is made with; revoke it with another admin token")
+    if row.role == "admin":
+        # Locked, so that two revocations at once cannot each see the other's token as the remaining admin.
+        admins = session.scalars(select(ApiToken.id).where(ApiToken.role == "admin", ApiToken.revoked_at.is_(None))
+                                 .with_for_update()).all()
+        if admins == [row.id]:
+            raise Conflict(f"token {token_id} is the last admin token; create another admin token first "
+                           "(POST /api/v1/tokens with role admin)")
     row.revoked_at = utcnow()
