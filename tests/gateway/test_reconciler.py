@@ -27,3 +27,21 @@ def test_deaths_are_counted_per_strategy_and_a_clean_end_is_none():
         == {"a": 3}
     assert wire.strategy_deaths([wire.strategy_started("a"), wire.strategy_ended("a", "failed")]) == {}
     assert "died during" not in _workers_lost(_job("submitted", "attempt 2 of 3"))
+
+
+def test_an_unclaimed_job_is_sent_again_with_doubling_waits():
+    """With no worker for a day, one job is sent 30 times, not every 30 s (2,880 times)."""
+    from datetime import datetime, timedelta
+
+    from edgefarm_gateway.jobs.reconciler import resend_due
+
+    queued = datetime(2026, 12, 3)
+    sent, sends = queued, []
+    for second in range(0, 24 * 3600, 5):  # the reconciler's passes, every 5 s
+        now = queued + timedelta(seconds=second)
+        if resend_due(queued, sent, now, first_after=30):
+            sent = now
+            sends.append(second)
+    assert sends[:5] == [30, 60, 120, 240, 480]
+    assert len(sends) == 30 and max(b - a for a, b in zip(sends, sends[1:])) <= 3600
+    assert resend_due(queued, None, queued, first_after=30)  # never sent: at once

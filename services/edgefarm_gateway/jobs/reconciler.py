@@ -46,13 +46,33 @@ def reconcile_once(db: Database, celery: Celery, settings: Settings) -> int:
         for job in repository.expired_leases(session, DEVICE_JOB_TYPES):
             changed += 1
             _release_lost_device_job(session, settings, job)
-        stale = utcnow() - timedelta(seconds=settings.requeue_after_seconds)
-        for job in repository.unclaimed_since(session, worker_types, stale):
+        now = utcnow()
+        for job in repository.unclaimed_since(session, worker_types,
+                                              now - timedelta(seconds=settings.requeue_after_seconds)):
+            queued_at = max((e.at for e in job.events if e.state == JobState.CREATED.value), default=job.created_at)
+            if not resend_due(queued_at, job.enqueued_at, now, settings.requeue_after_seconds):
+                continue
             changed += 1
             job.enqueued_at = utcnow()
             log.info("%s job %s was not picked up; sending it again", job.type, job.id)
             after_commit(session, lambda job_id=job.id, job_type=job.type: queue.send(celery, job_id, job_type))
     return changed
+
+
+# The longest wait between two sends of one unclaimed job: a farm with no worker for a day gets 30 messages per
+# job from its reconciler, not one every 30 s.
+MAX_RESEND_SECONDS = 3600.0
+
+
+def resend_due(queued_at, enqueued_at, now, first_after: float) -> bool:
+    """Whether a job waiting since `queued_at` (submitted or requeued), last sent at `enqueued_at`, is sent again
+    now. The waits double (30 s, 30 s, 60 s, 120 s … up to an hour): a lost message is re-sent soon, while a farm
+    whose workers are all down is not flooded with duplicates that every worker would later receive and drop."""
+    if enqueued_at is None:
+        return True
+    waited = (now - enqueued_at).total_seconds()
+    wait = min(MAX_RESEND_SECONDS, max(first_after, (enqueued_at - queued_at).total_seconds()))
+    return waited >= wait
 
 
 def _workers_lost(job) -> str:
