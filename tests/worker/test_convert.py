@@ -303,6 +303,17 @@ def test_torchscript_to_tflite(models, held_out, tmp_path):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("on_load", [False, True], ids=["forward", "__setstate__"])
+def test_torchscript_that_reads_a_file_is_refused_before_it_runs(tmp_path, on_load):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"a token nobody may read")
+    source = nets.write_hostile_torchscript(tmp_path / "hostile.pt", secret, on_load=on_load)
+    with pytest.raises(ConversionError, match="defines __setstate__" if on_load else "calls aten::from_file"):
+        compile_(source, "", tmp_path / "out", source_format="torchscript",
+                 input_specs={"image": TensorSpec(shape=[1, 1, 4, 4], dtype="float32")})
+    assert not list((tmp_path / "out").glob("**/*.onnx"))  # nothing was exported
+
+
 def test_torchscript_needs_input_specs(models, tmp_path):
     with pytest.raises(ConversionError, match="input_specs"):
         compile_(models["segmenter_pt"], "", tmp_path, source_format="torchscript")

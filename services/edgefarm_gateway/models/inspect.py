@@ -20,6 +20,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from edgefarm import torchscript
 from edgefarm.wire import Quantization, TensorInfo
 from edgefarm_gateway.errors import BadRequest
 
@@ -153,6 +154,10 @@ def _inspect_torchscript(path: Path) -> ModelFacts:
                          "torch.jit.trace(model, example_inputs).save('model.pt') and upload that")
     if not has_code:
         raise BadRequest(UNREADABLE)
+    try:
+        torchscript.check_archive(path)
+    except torchscript.TorchScriptRefused as refused:
+        raise BadRequest(str(refused)) from None
     # Input names and shapes are not recorded in TorchScript; compile jobs take them from input_specs.
     return ModelFacts("torchscript", [], [])
 

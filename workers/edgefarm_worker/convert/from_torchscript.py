@@ -6,9 +6,12 @@ torch 2.13's default exporter (dynamo=True) goes through torch.export, which can
 
 from __future__ import annotations
 
+import functools
 import warnings
+import zipfile
 from pathlib import Path
 
+from edgefarm import torchscript
 from edgefarm.wire import TensorSpec
 
 from .converter_log import ConverterLog
@@ -33,10 +36,15 @@ def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Pat
         )
     import torch
 
+    try:  # the gateway checked it at upload; checked again, since loading runs the code it refuses
+        torchscript.check_archive(source)
+    except (torchscript.TorchScriptRefused, zipfile.BadZipFile) as refused:
+        raise ConversionError(str(refused)) from None
     try:
         module = torch.jit.load(str(source), map_location="cpu")
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
         raise ConversionError(f"cannot load the model with torch.jit.load: {first_line(exc)}") from None
+    _refuse_non_tensor_ops(module)
     module.eval()
     args = tuple(_example(name, spec) for name, spec in input_specs.items())
     try:
@@ -62,6 +70,39 @@ def export(source: Path, input_specs: dict[str, TensorSpec] | None, workdir: Pat
     except Exception as exc:  # noqa: BLE001  (converters raise anything; the user gets its message)
         raise ConversionError(f"torch.onnx.export could not export the TorchScript model: {first_line(exc)}") from None
     return path
+
+
+# Operator namespaces of tensor computations and TorchScript's own control flow; others (c10d, profiler,
+# debugprims, custom classes) are not what a model that runs on a device calls.
+ALLOWED_NAMESPACES = ("aten", "prim")
+
+
+@functools.cache
+def _file_ops() -> frozenset[str]:
+    """Operators that take a file name: any aten op with a string argument named like one."""
+    import torch
+
+    return frozenset(
+        schema.name for schema in torch._C._jit_get_all_schemas()
+        if any(str(a.type) == "str" and ("file" in a.name or "path" in a.name) for a in schema.arguments))
+
+
+def _refuse_non_tensor_ops(module) -> None:
+    """Every operator `forward` reaches (its graph with every call inlined, into every block) is a tensor
+    computation, or the model is refused before it runs."""
+    found: set[str] = set()
+    pending = [module.inlined_graph.nodes()]
+    while pending:
+        for node in pending.pop():
+            found.add(node.kind())
+            pending.extend(block.nodes() for block in node.blocks())
+    refused = sorted(kind for kind in found
+                     if kind.split("::", 1)[0] not in ALLOWED_NAMESPACES or kind in _file_ops())
+    if refused:
+        raise ConversionError(
+            f"the TorchScript model calls {', '.join(refused)}: the farm runs only tensor computations from "
+            f"uploaded TorchScript ({'/'.join(ALLOWED_NAMESPACES)} operators, none that opens a file); remove "
+            "the call, or upload the model as ONNX")
 
 
 def _example(name: str, spec: TensorSpec):
