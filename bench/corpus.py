@@ -49,7 +49,6 @@ CHECK_SAMPLES, CHECK_SEED = 4, 7
 CALIB_SAMPLES, CALIB_SEED = 8, 1
 JOB_TIMEOUT, CLI_TIMEOUT = 900.0, 900.0
 INT8_OPTIONS = "--quantize_full_type int8"
-BEGIN, END = "<!-- corpus:begin -->", "<!-- corpus:end -->"
 NA = "—"
 
 
@@ -483,12 +482,15 @@ def summary(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, section: str) -> None:
+    """Between `<!-- SECTION:begin -->` and `<!-- SECTION:end -->`: a run of part of the corpus (--only) can
+    have a section of its own beside the full run's."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
     document = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in document and END in document:
-        head, rest = document.split(BEGIN, 1)
-        document = head + block + rest.split(END, 1)[1]
+    block = f"{begin}\n{text}\n{end}"
+    if begin in document and end in document:
+        head, rest = document.split(begin, 1)
+        document = head + block + rest.split(end, 1)[1]
     else:
         document = document.rstrip("\n") + "\n\n## Corpus: farm vs the onnx2tf command line\n\n" + block + "\n"
     path.write_text(document)
@@ -544,10 +546,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="rewrite the corpus section of this markdown file")
     parser.add_argument("--json", type=Path, help="dump the raw rows here")
     parser.add_argument("--from-json", type=Path, help="render the rows a run dumped with --json; run nothing")
+    parser.add_argument("--section", default="corpus", help="the marker name of the section --out rewrites")
     args = parser.parse_args()
     if args.from_json:
         recorded = json.loads(args.from_json.read_text())
-        report(recorded["rows"], recorded["meta"], args.out)
+        report(recorded["rows"], recorded["meta"], args.out, args.section)
         return
     models = [by_name(n.strip()) for n in args.only.split(",") if n.strip()] if args.only else CORPUS
 
@@ -555,7 +558,10 @@ def main() -> None:
     from edgefarm.farm import LocalFarm
 
     rows: list[dict] = []
-    meta: dict[str, Any] = {"models": len(models), "farm_restarts": 0, "date": date.today().isoformat()}
+    command = [".venv/bin/python bench/corpus.py", f"--only {args.only}" if args.only else "",
+               "--out docs/benchmarks.md", f"--section {args.section}" if args.section != "corpus" else ""]
+    meta: dict[str, Any] = {"models": len(models), "farm_restarts": 0, "date": date.today().isoformat(),
+                            "command": " ".join(part for part in command if part)}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgefarm-corpus-") as tmp:
         root = Path(tmp)
@@ -599,18 +605,20 @@ def main() -> None:
     meta["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=str))
-    report(rows, meta, args.out)
+    report(rows, meta, args.out, args.section)
 
 
-def report(rows: list[dict], meta: dict, out: Path | None) -> None:
-    """Print the table and the totals; with `out`, rewrite that file's corpus section with them."""
+def report(rows: list[dict], meta: dict, out: Path | None, section: str) -> None:
+    """Print the table and the totals; with `out`, rewrite that file's section with them."""
     ran = f"{len(rows)} models" if len(rows) == meta["models"] else f"the first {len(rows)} of {meta['models']} models"
-    text = (f"Run {meta['date']}: `.venv/bin/python bench/corpus.py --out docs/benchmarks.md` (part of `make bench`), "
+    command = meta.get("command", ".venv/bin/python bench/corpus.py --out docs/benchmarks.md")
+    which = "part of `make bench`" if section == "corpus" else "part of the corpus"
+    text = (f"Run {meta['date']}: `{command}` ({which}), "
             f"{ran} of bench/corpus_models.py, one farm (one worker), checks on {CHECK_SAMPLES} seeded inputs, FP32 "
             f"correct when max|d|/max|ref| ≤ {RTOL:g}.\n\n" + table(rows) + "\n\n" + summary(rows, meta))
     print("\n" + text)
     if out:
-        write_section(out, text)
+        write_section(out, text, section)
 
 
 if __name__ == "__main__":
