@@ -393,3 +393,33 @@ def write_residual_deconv_onnx(path: Path) -> Path:
                                    opset_imports=[onnx.helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
     return Path(path)
+
+
+def write_loop_bomb_onnx(path: Path) -> Path:
+    """Hostile, a few hundred bytes: a Loop of 10^13 iterations on a constant, which passes onnx.checker and is
+    executed by whatever folds constants or runs the graph (onnxsim, ONNX Runtime)."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Constant", [], ["cond_out"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+         helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond", "start"], ["count"], body=body),
+         helper.make_node("Add", ["x", "count"], ["y"])],
+        "loop_bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [10**13]),
+         helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+         helper.make_tensor("start", TensorProto.FLOAT, [1], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

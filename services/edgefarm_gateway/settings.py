@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     # Compile jobs: a worker holds a lease it renews while converting; an expired lease means the worker died.
     compile_lease_seconds: float = 60.0
     compile_max_attempts: int = 3
+    # A worker job that runs longer or grows larger than this is FAILED with the cause and its worker process
+    # replaced: a model can be built to stall or exhaust the converter. Far above real models: the corpus's
+    # slowest compile took 101 s (ConvNeXt-T), and the onnx2tf command line peaked at 961 MB on it.
+    compile_time_limit_seconds: float = 1800.0
+    compile_memory_limit_bytes: int = 12 * 2**30
     # A CREATED job nobody claimed for this long is sent to the broker again (the broker may have lost it).
     requeue_after_seconds: float = 30.0
     reconcile_interval_seconds: float = 5.0
