@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         api.include_router(router)
 
     @api.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # async: answered on the event loop, never queued behind database work
         return {"status": "ok", "version": VERSION}
 
     app.include_router(api)

@@ -1,8 +1,10 @@
 """Engine and sessions. The URL picks the database: SQLite (default, one machine) or PostgreSQL.
 
 SQLite is tuned for several processes (gateway, workers) sharing one file: WAL so readers never block the
-writer, a busy timeout instead of instant "database is locked", and BEGIN IMMEDIATE so a transaction takes
-the write lock up front rather than failing when it upgrades from read to write half-way.
+writer, a busy timeout instead of instant "database is locked", and BEGIN IMMEDIATE so a transaction that may
+write takes the write lock up front rather than failing when it upgrades from read to write half-way. Sessions
+opened read-only (authentication, GET requests) begin a plain deferred transaction: a snapshot, no write lock, so
+a burst of pollers does not queue behind writers.
 """
 
 from __future__ import annotations
@@ -32,22 +34,37 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection) -> None:
+            read_only = connection.get_execution_options().get(READ_ONLY, False)
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+READ_ONLY = "edgefarm_read_only"  # an execution option: this connection's transactions do not write
 
 
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = make_engine(settings.sqlalchemy_url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessionmaker = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
+                                               expire_on_commit=False)
+
+        @event.listens_for(self._read_sessionmaker, "before_flush")
+        def _refuse_writes(session, *_) -> None:
+            # On SQLite a write in a deferred transaction can fail at once (another writer committed since its
+            # snapshot); say which code path is wrong instead.
+            if session.new or session.dirty or session.deleted:
+                raise RuntimeError("a read-only session (a GET request, authentication) tried to write: open a "
+                                   "writing session for this")
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on error, then runs the after-commit hooks."""
-        session = self.sessionmaker()
+    def session(self, read_only: bool = False) -> Iterator[Session]:
+        """One unit of work: commits on success, rolls back on error, then runs the after-commit hooks.
+        `read_only`: for work that only reads (on SQLite it takes no write lock, and a write in it fails)."""
+        session = (self._read_sessionmaker if read_only else self.sessionmaker)()
         try:
             yield session
             session.commit()

@@ -17,8 +17,8 @@ from edgefarm_gateway.tokens.service import Principal
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    # The request is the unit of work: one session, committed when the endpoint returns.
-    with request.app.state.db.session() as session:
+    # The request is the unit of work: one session, committed when the endpoint returns. GET requests only read.
+    with request.app.state.db.session(read_only=request.method in ("GET", "HEAD")) as session:
         yield session
 
 
@@ -39,7 +39,7 @@ def get_principal(
     if credentials is None:
         raise Unauthorized("missing API token: send `Authorization: Bearer <token>` "
                            "(on the server, `python -m edgefarm_gateway token --name NAME` creates one)")
-    with request.app.state.db.session() as session:
+    with request.app.state.db.session(read_only=True) as session:
         principal = tokens.authenticate(session, credentials.credentials)
     if principal is None:
         raise Unauthorized("invalid or revoked API token")

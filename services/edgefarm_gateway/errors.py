@@ -5,6 +5,7 @@ The detail is for a person: it names the cause and, where we know it, the fix.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -65,6 +66,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _farm_error(_: Request, exc: FarmError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return _body(exc.code, exc.detail, exc.status_code, headers)
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(_: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite's one write lock was held past the busy timeout (a burst of writers): the request did nothing
+        # and may be sent again. Anything else the database says is a server error.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        return _body("unavailable", "the database is busy (SQLite, many writers at once); retry in a moment, or "
+                     "run the farm on PostgreSQL for this load", 503, {"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

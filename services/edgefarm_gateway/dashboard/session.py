@@ -78,7 +78,7 @@ def principal_of(session: Session, key: bytes, cookie: str | None) -> Principal 
 
 def cookie_principal(request: Request) -> Principal | None:
     """The dashboard's own dependency (the API keeps its bearer tokens): the signed-in user, or None."""
-    with request.app.state.db.session() as session:
+    with request.app.state.db.session(read_only=True) as session:
         return principal_of(session, request.app.state.session_key, request.cookies.get(COOKIE))
 
 

