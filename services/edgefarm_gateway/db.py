@@ -19,9 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from edgefarm_gateway.settings import Settings, get_settings
 
 
+# A connection for each of the gateway's 40 request threads (Starlette's thread pool) and its background loops:
+# with SQLAlchemy's default 5 + 10, a burst of 200 submissions timed requests out waiting for a connection.
+POOL = {"pool_size": 20, "max_overflow": 30, "pool_timeout": 10}
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **POOL)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -39,7 +44,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 READ_ONLY = "edgefarm_read_only"  # an execution option: this connection's transactions do not write

@@ -6,6 +6,7 @@ The detail is for a person: it names the cause and, where we know it, the fix.
 from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -61,6 +62,11 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
+def _busy(what: str) -> JSONResponse:
+    return _body("unavailable", f"{what}; retry in a moment (Retry-After), or for this load run the farm on "
+                 "PostgreSQL and more gateways", 503, {"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FarmError)
     async def _farm_error(_: Request, exc: FarmError) -> JSONResponse:
@@ -68,13 +74,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return _body(exc.code, exc.detail, exc.status_code, headers)
 
     @app.exception_handler(OperationalError)
-    async def _database_busy(_: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_locked(request: Request, exc: OperationalError) -> JSONResponse:
         # SQLite's one write lock was held past the busy timeout (a burst of writers): the request did nothing
         # and may be sent again. Anything else the database says is a server error.
         if "database is locked" not in str(exc.orig):
             raise exc
-        return _body("unavailable", "the database is busy (SQLite, many writers at once); retry in a moment, or "
-                     "run the farm on PostgreSQL for this load", 503, {"Retry-After": "1"})
+        return _busy("the database is busy (SQLite, many writers at once)")
+
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _no_connection(request: Request, exc: SQLAlchemyTimeoutError) -> JSONResponse:
+        return _busy("every database connection of this gateway is in use")
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
