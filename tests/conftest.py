@@ -23,6 +23,7 @@ REQUIRE_SERVICES = os.environ.get("EDGEFARM_REQUIRE_SERVICES") == "1"
 
 # Short leases and reconcile intervals so recovery tests take seconds, not minutes.
 FAST_RECOVERY = {
+    "EDGEFARM_BODY_IDLE_SECONDS": "5",
     "EDGEFARM_COMPILE_LEASE_SECONDS": "4",
     "EDGEFARM_RECONCILE_INTERVAL_SECONDS": "0.5",
     "EDGEFARM_REQUEUE_AFTER_SECONDS": "10",

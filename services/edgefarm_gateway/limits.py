@@ -1,10 +1,13 @@
-"""Request body limits, enforced while the body streams in (not after it has been spooled to disk)."""
+"""Request body limits, enforced while the body streams in (not after it has been spooled to disk): its size, and
+how long it may stall."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edgefarm_gateway.errors import PayloadTooLarge
 from edgefarm_gateway.settings import Settings
 
 
@@ -14,6 +17,7 @@ class BodyLimit:
         self.limits = {"/api/v1/models": ("model", settings.max_model_bytes),
                        "/api/v1/datasets": ("dataset", settings.max_dataset_bytes)}
         self.default = ("request body", settings.max_json_bytes)
+        self.idle = settings.body_idle_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -25,25 +29,50 @@ class BodyLimit:
         limit += 64 * 1024  # multipart framing around the file
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _too_large(send, what, limit)
-        seen = 0
+            return await _refuse(send, 413, "payload_too_large",
+                                 f"the {what} is larger than the gateway's limit of {limit} bytes")
+        seen, complete, refused = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            # A body without a Content-Length (chunked) is refused where it crosses the limit, and a body that
+            # stalls, after a while. The answer is sent from here: the form parser reading the body would turn
+            # any exception into its own 400.
+            nonlocal seen, complete, refused
+            if complete:  # later calls wait for the client to go (a long poll's disconnect check): no timeout
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle)
+            except TimeoutError:
+                refused = True
+                await _refuse(send, 408, "request_timeout", f"the request body stalled: nothing arrived for "
+                              f"{self.idle:g} s (EDGEFARM_BODY_IDLE_SECONDS on the gateway)")
+                raise _Refused from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
-            if seen > limit:
-                raise PayloadTooLarge(f"the {what} is larger than the gateway's limit of {limit} bytes")
+            if seen > limit and not refused:
+                refused = True
+                await _refuse(send, 413, "payload_too_large",
+                              f"the {what} is larger than the gateway's limit of {limit} bytes")
+                raise _Refused
             return message
 
-        await self.app(scope, counted, send)
+        async def unless_refused(message: Message) -> None:
+            if not refused:  # the app's answer to the broken-off body is not sent: the 413 was
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_refused)
+        except _Refused:
+            pass  # answered already; whatever the app made of the broken-off body is dropped
 
 
-async def _too_large(send: Send, what: str, limit: int) -> None:
-    import json
+class _Refused(Exception):
+    """Raised into the app where its body was refused (too large, stalled)."""
 
-    body = json.dumps({"error": "payload_too_large",
-                       "detail": f"the {what} is larger than the gateway's limit of {limit} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+
+async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     max_model_bytes: int = 2 * GiB
     max_dataset_bytes: int = 2 * GiB
     max_json_bytes: int = 4 * 1024**2
+    # A request body that sends nothing for this long is answered 408 and its connection closed: a client that
+    # opens uploads and stalls would otherwise hold the gateway's connections and threads indefinitely.
+    body_idle_seconds: float = 30.0
 
     # Compile jobs: a worker holds a lease it renews while converting; an expired lease means the worker died.
     compile_lease_seconds: float = 60.0

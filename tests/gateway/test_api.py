@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 import zipfile
 from pathlib import Path
 
@@ -123,6 +125,17 @@ def test_hostile_model_uploads_are_refused_and_nothing_is_stored(gateway, api):
     limit = 16 * 1024**2
     too_big = upload(api, b"\0" * (limit + 1024 * 1024))
     assert too_big.status_code == 413 and too_big.json()["error"] == "payload_too_large"
+
+    def chunked():  # no Content-Length: the limit is found while the body streams
+        boundary = b"--edgefarm"
+        yield boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="big.onnx"\r\n\r\n'
+        for _ in range(limit // (1 << 20) + 2):
+            yield b"\0" * (1 << 20)
+        yield b"\r\n" + boundary + b"--\r\n"
+
+    streamed = api.post("/models", content=chunked(),
+                        headers={"Content-Type": "multipart/form-data; boundary=edgefarm"})
+    assert streamed.status_code == 413 and streamed.json()["error"] == "payload_too_large", streamed.text
     assert stored_files(gateway) == before
 
 
@@ -245,3 +258,19 @@ def test_an_admin_cannot_revoke_its_own_token_and_a_revoked_kept_token_is_replac
     assert renewed != spare
     assert httpx.get(f"{gateway.url}/api/v1/tokens", headers={"Authorization": f"Bearer {renewed}"}).status_code == 200
     assert (farm.data_dir / "spare-token").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_stalled_request_body_is_answered_408_and_closed(gateway):
+    """A client that starts an upload and sends nothing more is not waited for forever (here after 5 s, the
+    test farm's EDGEFARM_BODY_IDLE_SECONDS)."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(f"POST /api/v1/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                           f"{gateway.admin_token}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                           "Content-Length: 100000\r\n\r\n--x\r\n".encode())
+        started = time.monotonic()
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"nothing arrived for 5 s" in answer, answer[:300]
+    assert 4 < time.monotonic() - started < 20
