@@ -2,11 +2,11 @@
 
 It parses but never executes: ONNX via protobuf, TFLite via the LiteRT interpreter's metadata (no tensors
 allocated), TorchScript by looking inside its zip (torch is never imported here). The parsers are native code
-fed a stranger's bytes, and LiteRT's reader crashes on corrupt files (a fuzz of 45 truncated or altered .tflite
-files gave 17 segfaults and a bus error, each of which killed the gateway). So the parsing runs in a child
-process that limits its own memory and CPU time first, `python -m edgefarm_gateway.models.inspect FILE`, and
-whatever happens to it is the upload's 400. The cost: ~0.3 s per new model (a Python start and the parser's
-import); uploads of bytes the farm already holds skip it.
+fed a stranger's bytes, and LiteRT's reader crashes on corrupt files (a security sweep's fuzz of 45 truncated or
+altered .tflite files gave 17 segfaults and a bus error, each of which killed the gateway). So the parsing runs
+in a child process that limits its own memory and CPU time first, `python -m edgefarm_gateway.models.inspect
+FILE`, and whatever happens to it is the upload's 400. The cost, measured on small models: 1-2 s and 90 MB per
+new model (a Python start and the imports, under load); uploads of bytes the farm already holds skip it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from edgefarm import torchscript
 from edgefarm.wire import Quantization, TensorInfo
 from edgefarm_gateway.errors import BadRequest
 
-CPU_SECONDS = 60  # of parsing, at most: a 2 GB ONNX model is read and checked in ~15 s here
+CPU_SECONDS = 60  # of parsing, at most: reading a model is a single pass over its bytes
 WALL_SECONDS = 180  # the child's answer, at most (CPU time does not count a child stalled on I/O)
-# Address space for the child: the interpreter and the parser's import (~300 MB), plus the file several times
-# over (protobuf holds the bytes and the parsed message).
+# Address space for the child: the interpreter and the imports (90 MB resident, more mapped), plus the file
+# several times over (protobuf holds the bytes and the parsed message).
 BASE_BYTES, PER_FILE_BYTE = 1 << 30, 4
 
 UNREADABLE = ("not a model EdgeFarm can read: upload an ONNX model (.onnx), a TorchScript module "
