@@ -4,7 +4,7 @@ TensorFlow's calibrator segfaults on some graphs (an LSTM's INT8 calibration) an
 the converter writes (a full-INT8 ResNet-18). In the worker that kills the Celery pool process and, with it, every
 later strategy of the job; in a child it is one attempt's named failure. A child says where it is with a STAGE
 line on stderr before each step, because a process that dies leaves no message of its own, and enables
-faulthandler, whose stack dump names the native call that crashed.
+faulthandler, whose stack dump names the Python call the native code crashed under.
 """
 
 from __future__ import annotations
