@@ -27,10 +27,10 @@ class BodyLimit:
             path = "/api/v1/datasets"  # an inference result carries its outputs, a dataset
         what, limit = self.limits.get(path, self.default)
         limit += 64 * 1024  # multipart framing around the file
+        too_large = f"the {what} is larger than the gateway's limit of {limit} bytes"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return await _refuse(send, 413, "payload_too_large",
-                                 f"the {what} is larger than the gateway's limit of {limit} bytes")
+            return await _refuse(send, 413, "payload_too_large", too_large)
         seen, complete, refused = 0, False, False
 
         async def counted() -> Message:
@@ -51,8 +51,7 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > limit and not refused:
                 refused = True
-                await _refuse(send, 413, "payload_too_large",
-                              f"the {what} is larger than the gateway's limit of {limit} bytes")
+                await _refuse(send, 413, "payload_too_large", too_large)
                 raise _Refused
             return message
 

@@ -314,7 +314,7 @@ def _tflite(serving, input_keys, keras_model, options, calibration, prepared, ch
     kind = options.quantize_full_type
     log.note(f"TFLiteConverter: {kind or 'float32'}{' with integer I/O' if options.quantize_io else ''}")
     if kind in ("int8", "int16"):
-        samples = list(_representative_dataset(calibration, prepared, channel_last_inputs, input_keys)())
+        samples = _calibration_samples(calibration, prepared, channel_last_inputs, input_keys)
         return _quantize_in_child(trackable, serving, samples, kind, options.quantize_io, workdir)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serving], trackable)
     configure(converter, kind, options.quantize_io, None)
@@ -378,19 +378,15 @@ def _converter_failure(kind: str | None, text: str) -> str:
             + _short(" | ".join(errors[:5]) or text))
 
 
-def _representative_dataset(calibration, prepared, channel_last_inputs, input_keys):
-    """Samples in the layout the serving function takes, keyed by its signature keys.
+def _calibration_samples(calibration, prepared, channel_last_inputs, input_keys) -> list[dict[str, np.ndarray]]:
+    """Samples in the layout the serving function takes, keyed by its signature keys (for quantize_child).
 
     Keyed, not listed: a list is fed in the order of the converted graph's input tensors, which need not be the
     serving function's argument order (an image and a vector input came out swapped, and calibration failed at
     the image's TRANSPOSE with "4 != 2" dimensions)."""
-
-    def dataset():
-        for sample in calib.samples(calibration):
-            yield {
-                key: sample[i.name].transpose(channel_last(sample[i.name].ndim)) if i.name in channel_last_inputs
-                else sample[i.name]
-                for key, i in zip(input_keys, prepared.inputs, strict=True)
-            }
-
-    return dataset
+    return [
+        {key: sample[i.name].transpose(channel_last(sample[i.name].ndim)) if i.name in channel_last_inputs
+         else sample[i.name]
+         for key, i in zip(input_keys, prepared.inputs, strict=True)}
+        for sample in calib.samples(calibration)
+    ]
