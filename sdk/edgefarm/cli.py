@@ -13,6 +13,7 @@ import importlib.util
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -848,9 +849,17 @@ def tokens_create(
         Literal["admin", "user", "agent", "fleet"],
         typer.Option(help="What the token may do (fleet: devices that only fetch released models)."),
     ] = "user",
+    agent: Annotated[
+        str | None, typer.Option(help="Agent tokens: the one agent it may register (default: the first to).")
+    ] = None,
+    pools: Annotated[
+        str | None, typer.Option(help="Agent tokens: the device pools it may serve, comma-separated (default: any).")
+    ] = None,
 ) -> None:
     """Create a token; prints the secret, which is shown only this once."""
-    token = Client().tokens.create(name, role=role)
+    token = Client().tokens.create(
+        name, role=role, agent=agent, pools=[p.strip() for p in pools.split(",")] if pools is not None else None
+    )
     err_console.print(f"token {token.id} ({token.role}); store the secret now, it is not shown again:")
     console.print(token.token, highlight=False)
 
@@ -858,9 +867,12 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list() -> None:
     """List tokens (without their secrets)."""
-    table = Table("ID", "NAME", "ROLE", "CREATED", box=None, header_style="bold")
+    table = Table("ID", "NAME", "ROLE", "SERVES", "CREATED", box=None, header_style="bold")
     for t in Client().tokens.list():
-        table.add_row(t.id, escape(t.name), t.role, _when(t.created_at))
+        serves = ""
+        if t.role == "agent":
+            serves = f"agent {t.agent or '(first to register)'}, pools {', '.join(t.pools) if t.pools else 'any'}"
+        table.add_row(t.id, escape(t.name), t.role, escape(serves), _when(t.created_at))
     console.print(table)
 
 
@@ -1088,7 +1100,7 @@ def up(
 ) -> None:
     """Start a farm on this machine: migrate, then run the gateway, compile workers and a device agent."""
     from edgefarm.config import config_path, read_config_file
-    from edgefarm.farm import LocalFarm, watch
+    from edgefarm.farm import LocalFarm, supervise
 
     farm = LocalFarm(data_dir=data_dir.expanduser().resolve(), host=host, port=port, workers=workers,
                      agent=agent)
@@ -1109,12 +1121,13 @@ def up(
                   f"logs in {farm.log_dir})")
     console.print(f"admin token: {token}  ({where})")
     console.print(f"dashboard: {url}/  (sign in with the token)")
-    console.print("Ctrl-C stops the farm.")
-    stopped = watch(farm)
+    console.print("Ctrl-C stops the farm; a process that exits is started again.")
+    stopped = supervise(farm, lambda line: err_console.print(f"{time.strftime('%H:%M:%S')} {line}", highlight=False,
+                                                             markup=False))
     farm.stop()
     if stopped is not None:
-        err_console.print(f"[red]error:[/red] {stopped.name} exited with {stopped.popen.returncode}; "
-                          f"the farm was stopped. Last lines of {stopped.log}:\n{stopped.tail()}")
+        err_console.print(f"[red]error:[/red] {stopped.name} keeps exiting (last with {stopped.popen.returncode}); "
+                          f"the farm was stopped. Last lines of {stopped.log}:\n{escape(stopped.tail())}")
         raise typer.Exit(1)
 
 

@@ -509,8 +509,11 @@ class Tokens:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def create(self, name: str, *, role: Literal["admin", "user", "agent", "fleet"] = "user") -> TokenOut:
-        body = self._client._transport.post("/tokens", TokenIn(name=name, role=role).model_dump(mode="json"))
+    def create(self, name: str, *, role: Literal["admin", "user", "agent", "fleet"] = "user",
+               agent: str | None = None, pools: list[str] | None = None) -> TokenOut:
+        """`agent` and `pools` bind an agent token to one agent and to the device pools it may serve."""
+        request = TokenIn(name=name, role=role, agent=agent, pools=pools)
+        body = self._client._transport.post("/tokens", request.model_dump(mode="json", exclude_none=True))
         return TokenOut.model_validate(body)
 
     def list(self) -> list[TokenOut]:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class Process:
     popen: subprocess.Popen
     log: Path
     log_start: int = 0  # logs are appended across runs; this run's lines start here
+    args: list[str] = field(default_factory=list)  # what started it, so a supervisor can start it again
+    env: dict[str, str] = field(default_factory=dict)  # its own settings on top of the farm's
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -81,10 +84,10 @@ class LocalFarm:
         self.admin_token = self._token("admin", "admin")
         return self.admin_token
 
-    def _token(self, kind: str, role: str) -> str:
+    def _token(self, kind: str, role: str, *bind: str) -> str:
         """A token of this role, kept (0600) in the data dir; a new one if the kept one was revoked."""
         kept = self.data_dir / f"{kind}-token"
-        return self._admin("token", "--name", f"local {kind}", "--role", role, "--keep", str(kept))
+        return self._admin("token", "--name", f"local {kind}", "--role", role, *bind, "--keep", str(kept))
 
     def host_agent_config(self, name: str = "", pool: str = "Host CPU", serial: str = "host-0") -> Path:
         """An agent config offering this machine's CPU as one device (LiteRT for .tflite, ONNX Runtime for .onnx)."""
@@ -98,14 +101,23 @@ class LocalFarm:
         return path
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Process:
+        process = self._popen(name, args, env or {})
+        self.processes.append(process)
+        return process
+
+    def _popen(self, name: str, args: list[str], env: dict[str, str]) -> Process:
         log = self.log_dir / f"{name}.log"
         with log.open("ab") as out:
             start = out.tell()
-            popen = subprocess.Popen(args, env={**self._env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+            popen = subprocess.Popen(args, env={**self._env(), **env}, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)  # our signals reach it only when we send them
-        process = Process(name, popen, log, start)
-        self.processes.append(process)
-        return process
+        return Process(name, popen, log, start, args, env)
+
+    def restart(self, process: Process) -> Process:
+        """Start an exited process again in its place (the stop order stays the start order, reversed)."""
+        again = self._popen(process.name, process.args, process.env)
+        self.processes[self.processes.index(process)] = again
+        return again
 
     def start_gateway(self, timeout: float = 60) -> Process:
         process = self._spawn("gateway", [self.python, "-m", "uvicorn", "edgefarm_gateway.app:create_app",
@@ -129,7 +141,9 @@ class LocalFarm:
         """Start a device agent and wait until its devices are registered (and shown online)."""
         config = config or self.host_agent_config()
         agent_name = tomllib.loads(config.read_text()).get("agent", {}).get("name", "")
-        env = {"EDGEFARM_AGENT_TOKEN": self._token("agent", "agent")}  # not on the command line: ps shows that
+        # An agent token serves one agent; in the environment, not on the command line, which ps shows.
+        env = {"EDGEFARM_AGENT_TOKEN": self._token(f"agent-{agent_name or 'host'}", "agent",
+                                                   *(["--agent", agent_name] if agent_name else []))}
         process = self._spawn(name, [self.python, "-m", "edgefarm_agent", "--server", self.url, "--config",
                                      str(config)], env)
 
@@ -188,13 +202,32 @@ class LocalFarm:
         self.stop()
 
 
-def watch(farm: LocalFarm, interval: float = 1.0) -> Process | None:
-    """Block until one of the farm's processes exits (returned) or the user interrupts (None)."""
+def supervise(farm: LocalFarm, say: Callable[[str], None], *, interval: float = 1.0, give_up_after: int = 5,
+              window: float = 600.0, max_delay: float = 60.0) -> Process | None:
+    """Keep the farm's processes running until the user interrupts (returns None): one that exits is started
+    again after 1, 2, 4… s (at most `max_delay`). One that exits `give_up_after` times within `window` seconds
+    cannot run here (a port taken, a broken install), and is returned for the caller to stop the farm."""
+    exits: dict[str, list[float]] = {}
+    due: dict[str, float] = {}  # process name → when to start it again
     try:
         while True:
-            for process in farm.processes:
-                if process.popen.poll() is not None:
+            now = time.monotonic()
+            for process in list(farm.processes):
+                code = process.popen.poll()
+                if code is None or process.name in due:
+                    continue
+                recent = exits[process.name] = [t for t in exits.get(process.name, []) if now - t < window] + [now]
+                if len(recent) >= give_up_after:
                     return process
+                delay = min(max_delay, 2.0 ** (len(recent) - 1))
+                say(f"{process.name} exited with {code} ({len(recent)} time(s) in {window / 60:.0f} min); starting "
+                    f"it again in {delay:g} s. Last lines of {process.log}:\n{process.tail(10)}")
+                due[process.name] = now + delay
+            for name, when in list(due.items()):
+                if now >= when:
+                    farm.restart(next(p for p in farm.processes if p.name == name))
+                    del due[name]
+                    say(f"{name} started again")
             time.sleep(interval)
     except KeyboardInterrupt:
         return None

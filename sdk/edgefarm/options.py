@@ -150,24 +150,30 @@ class CompileOptions:
         return dataclasses.asdict(self)
 
 
-def positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise OptionsError(f"must be a whole number of at least 1; got {value!r}")
-    return int(value)
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise OptionsError(f"must be a whole number from {low} to {high}; got {value!r}")
+        return int(value)
+
+    return parse
 
 
-def positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number > 0:
-        raise OptionsError(f"must be a positive number of seconds; got {value!r}")
-    return number
+def seconds(high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not 0 < number <= high:  # also refuses nan and inf
+            raise OptionsError(f"must be a number of seconds above 0 and at most {high:g}; got {value!r}")
+        return number
+
+    return parse
 
 
 DELEGATES = ("xnnpack", "gpu", "nnapi", "external", "none")
-TFLITE_OPTION_KEYS = {"number_of_threads": positive_int}
+TFLITE_OPTION_KEYS = {"number_of_threads": whole_number(1, 256)}
 
 
 def tflite_options(value: str) -> dict[str, Any]:
@@ -198,12 +204,13 @@ _RUNTIME_FLAGS = [
          "all (the best the device has), cpu, gpu or npu; a device without that unit refuses the job"),
     Flag("tflite_delegates", delegate_list,
          f"a comma-separated list in order of preference from {', '.join(DELEGATES)}"),
-    Flag("tflite_options", tflite_options, "runtime settings such as number_of_threads=4"),
+    Flag("tflite_options", tflite_options, "runtime settings such as number_of_threads=4 (1 to 256)"),
 ]
 PROFILE_FLAGS: dict[str, Flag] = {f.name: f for f in [
-    Flag("max_profiler_iterations", positive_int, "how many timed inferences (default 100)"),
-    Flag("max_profiler_time", positive_float, "stop timing after this many seconds (default 600)"),
-    Flag("warmup_iterations", positive_int, "untimed inferences before timing (default 5)"),
+    # Bounded so that one job cannot hold a device for days: the defaults are far inside the bounds.
+    Flag("max_profiler_iterations", whole_number(1, 100_000), "how many timed inferences, 1 to 100000 (default 100)"),
+    Flag("max_profiler_time", seconds(3600), "stop timing after this many seconds, at most 3600 (default 600)"),
+    Flag("warmup_iterations", whole_number(1, 10_000), "untimed inferences before timing, 1 to 10000 (default 5)"),
     *_RUNTIME_FLAGS,
 ]}
 INFERENCE_FLAGS: dict[str, Flag] = {f.name: f for f in _RUNTIME_FLAGS}

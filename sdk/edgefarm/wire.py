@@ -7,14 +7,55 @@ cannot drift apart.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False)
+
+
+# --- bounds on what users and agents send: each refusal names the bound --------------------------------------------
+
+# Bidirectional controls reorder what a person reads (a job list, a log line) without changing the stored text.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _one_line(value: str) -> str:
+    for position, char in enumerate(value):
+        if unicodedata.category(char) == "Cc" or char in _BIDI_CONTROLS:
+            raise ValueError(f"contains the control character U+{ord(char):04X} at position {position}; "
+                             "names and labels are one line of printable text")
+    return value
+
+
+def as_label(text: str, max_length: int = 200) -> str:
+    """Text from elsewhere (an upload's file name) made a valid label: control characters dropped, cut short."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cc" and c not in _BIDI_CONTROLS)[:max_length]
+
+
+# The same rule for the OpenAPI document (the validator gives the better message: which character, where).
+_ONE_LINE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]*$"
+
+
+def _label(max_length: int, min_length: int = 0) -> Any:
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_one_line),
+                     Field(json_schema_extra={"pattern": _ONE_LINE_PATTERN})]
+
+
+Name = _label(200, min_length=1)  # what a person names a model, job, device pool, agent or token
+Label = _label(200)  # the same, where empty means "not given"
+OsLabel = _label(100)
+# A reason or message, several lines allowed; not NUL, which PostgreSQL cannot store in text.
+Note = Annotated[str, StringConstraints(max_length=2000, pattern="^[^\\u0000]*$")]
+OptionsText = Annotated[str, StringConstraints(max_length=4000)]
+MAX_TENSOR_ELEMENTS = 2**31 - 1  # per sample: LiteRT and ONNX Runtime index tensors with 32-bit sizes
+MAX_RANK = 8
+TensorDtype = Literal["float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                      "uint64", "bool"]
 
 
 class JobType(str, enum.Enum):
@@ -61,19 +102,32 @@ class TensorInfo(Wire):
     source_name: str | None = None  # the source model's name for this tensor, on compiled targets
 
 
+def _tensor_shape(shape: list[int]) -> list[int]:
+    elements = 1
+    for dim in shape:
+        elements *= dim
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"shape {shape} has {elements} elements; at most {MAX_TENSOR_ELEMENTS} per tensor")
+    return shape
+
+
 class TensorSpec(Wire):
     """What a user says about an input: `{"image": ((1, 3, 256, 256), "float32")}` in the SDK."""
 
-    shape: list[int]
-    dtype: str = "float32"
+    shape: Annotated[list[Annotated[int, Field(ge=1, le=MAX_TENSOR_ELEMENTS)]], Field(max_length=MAX_RANK),
+                     AfterValidator(_tensor_shape)]
+    dtype: TensorDtype = "float32"
+
+
+InputSpecs = Annotated[dict[str, TensorSpec], Field(max_length=1000)]
 
 
 class DeviceSelector(Wire):
     """A pool of identical devices by name, narrowed by os and attributes (all must match)."""
 
-    name: str = ""
-    os: str = ""
-    attributes: list[str] = Field(default_factory=list)
+    name: Label = ""
+    os: OsLabel = ""
+    attributes: Annotated[list[Label], Field(max_length=64)] = Field(default_factory=list)
 
 
 class ModelOut(Wire):
@@ -106,9 +160,9 @@ class DatasetOut(Wire):
 class CompileJobIn(Wire):
     model_id: str
     device: DeviceSelector = Field(default_factory=DeviceSelector)
-    name: str | None = None
-    input_specs: dict[str, TensorSpec] | None = None
-    options: str = ""
+    name: Name | None = None
+    input_specs: InputSpecs | None = None
+    options: OptionsText = ""
     calibration_dataset_id: str | None = None
     # A few samples to verify the conversion on (default: the calibration samples, else seeded random inputs).
     verification_dataset_id: str | None = None
@@ -239,8 +293,12 @@ class Page(Wire, Generic[T]):
 
 
 class TokenIn(Wire):
-    name: str
+    name: Name
     role: Literal["admin", "user", "agent", "fleet"] = "user"
+    # Agent tokens only: the one agent it may register (default: the first that registers with it), and the
+    # device pools it may put devices in (default: any).
+    agent: Name | None = None
+    pools: Annotated[list[Name], Field(min_length=1, max_length=100)] | None = None
 
 
 class TokenOut(Wire):
@@ -248,6 +306,8 @@ class TokenOut(Wire):
     name: str
     role: Literal["admin", "user", "agent", "fleet"]
     created_at: datetime
+    agent: str | None = None
+    pools: list[str] | None = None
     token: str | None = None  # the secret, shown once on creation only
 
 
@@ -264,10 +324,11 @@ DeviceState = Literal["online", "busy", "offline"]
 class DeviceSpec(Wire):
     """A device as its agent declares it. `serial` is unique within the agent and stable across restarts."""
 
-    name: str  # the pool users ask for, e.g. "Raspberry Pi 5"
-    serial: str
-    os: str = ""
-    attributes: list[str] = Field(default_factory=list)  # "framework:tflite", "chipset:…", "accelerator:npu"
+    name: Name  # the pool users ask for, e.g. "Raspberry Pi 5"
+    serial: Name
+    os: OsLabel = ""
+    # "framework:tflite", "chipset:…", "accelerator:npu"
+    attributes: Annotated[list[Label], Field(max_length=64)] = Field(default_factory=list)
 
 
 class DeviceOut(Wire):
@@ -284,9 +345,9 @@ class DeviceOut(Wire):
 
 
 class AgentRegisterIn(Wire):
-    agent_name: str  # stable per agent (the host name by default): registering again updates, never duplicates
-    version: str = ""
-    devices: list[DeviceSpec]
+    agent_name: Name  # stable per agent (the host name by default): registering again updates, never duplicates
+    version: _label(64) = ""
+    devices: Annotated[list[DeviceSpec], Field(max_length=1000)]
 
 
 class AgentRegisterOut(Wire):
@@ -302,7 +363,7 @@ class HeartbeatIn(Wire):
 
 class LeaseIn(Wire):
     agent_id: str
-    device_ids: list[str]  # the agent's devices that are free now
+    device_ids: Annotated[list[str], Field(max_length=1000)]  # the agent's devices that are free now
     wait_seconds: float = Field(default=20.0, ge=0, le=60)  # long poll: answer 204 after this long with no job
 
 
@@ -323,13 +384,13 @@ class Lease(Wire):
 class ProgressIn(Wire):
     lease_token: str
     state: Literal["MEASURING_PERFORMANCE", "RUNNING_INFERENCE"] | None = None
-    message: str = ""
+    message: Note = ""
 
 
 class FailureIn(Wire):
     lease_token: str
-    reason: str  # the device's own message: what a person needs to act
-    log: str = ""
+    reason: Annotated[str, StringConstraints(max_length=20_000, pattern="^[^\\u0000]*$")]  # for a person to act
+    log: Annotated[str, StringConstraints(max_length=1_000_000)] = ""  # the end is kept (20,000 characters)
 
 
 class LatencyStats(Wire):
@@ -383,16 +444,16 @@ class Profile(Wire):
 class ProfileJobIn(Wire):
     model_id: str
     device: DeviceSelector
-    name: str | None = None
-    options: str = ""
+    name: Name | None = None
+    options: OptionsText = ""
     input_dataset_id: str | None = None  # optional real inputs; random ones of the right dtype/shape otherwise
 
 
 class InferenceJobIn(Wire):
     model_id: str
     device: DeviceSelector
-    name: str | None = None
-    options: str = ""
+    name: Name | None = None
+    options: OptionsText = ""
     input_dataset_id: str  # inputs as the SOURCE model takes them (names, layout, float)
 
 
@@ -427,8 +488,8 @@ LatencyPercentile = Literal["min", "median", "mean", "p90", "p99"]
 class MetricSpec(Wire):
     """Which output to judge and how: a metric of edgefarm.metrics, with its parameters."""
 
-    name: str
-    output: str | None = None  # the source model's output to compare; may be omitted when it has one output
+    name: Name
+    output: Name | None = None  # the source model's output to compare; may be omitted when it has one output
     params: dict[str, Any] = Field(default_factory=dict)  # e.g. {"threshold": 0.5} for iou
 
 
@@ -450,14 +511,14 @@ class Gates(Wire):
 
 
 class PipelineIn(Wire):
-    name: str  # the registry model name the version is registered under
+    name: Name  # the registry model name the version is registered under
     model_id: str  # the source model (ONNX or TorchScript)
-    devices: list[DeviceSelector]
-    input_specs: dict[str, TensorSpec] | None = None
-    compile_options: str = ""
+    devices: Annotated[list[DeviceSelector], Field(max_length=100)]
+    input_specs: InputSpecs | None = None
+    compile_options: OptionsText = ""
     calibration_dataset_id: str | None = None
-    profile_options: str = ""
-    inference_options: str = ""
+    profile_options: OptionsText = ""
+    inference_options: OptionsText = ""
     eval_dataset_id: str  # evaluation inputs, named and shaped as the source model takes them
     ground_truth_dataset_id: str | None = None  # named after the source outputs
     reference_dataset_id: str | None = None  # FP32 outputs supplied by the user; computed by a worker otherwise
@@ -568,9 +629,9 @@ class ChannelOut(Wire):
 
 
 class PromoteIn(Wire):
-    version: int = Field(ge=1)
-    reason: str = ""
+    version: int = Field(ge=1, le=2**31 - 1)
+    reason: Note = ""
 
 
 class RollbackIn(Wire):
-    reason: str  # required: why the current version is being taken back
+    reason: Annotated[Note, Field(min_length=1)]  # required: why the current version is being taken back

@@ -26,15 +26,27 @@ def migrate() -> None:
 @cli.command()
 def token(name: Annotated[str, typer.Option(help="who or what the token is for")],
           role: Annotated[str, typer.Option(help="admin, user, agent or fleet (devices fetching releases)")] = "user",
+          agent: Annotated[str | None, typer.Option(help="agent tokens: the one agent it may register "
+                                                         "(default: the first that registers with it)")] = None,
+          pools: Annotated[str | None, typer.Option(help="agent tokens: the device pools it may serve, "
+                                                         "comma-separated (default: any)")] = None,
           keep: Annotated[Path | None, typer.Option(help="a file (0600) to keep the secret in: its token is "
                                                         "printed again while it is valid, else a new one")] = None,
           ) -> None:
     """Create an API token and print its secret (shown once)."""
-    from edgefarm_gateway.db import Database
-    from edgefarm_gateway.tokens.service import ROLES, authenticate, create
+    from pydantic import ValidationError
 
-    if role not in ROLES:
-        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    from edgefarm.wire import TokenIn
+    from edgefarm_gateway.db import Database
+    from edgefarm_gateway.errors import BadRequest
+    from edgefarm_gateway.tokens.service import authenticate, create
+
+    try:
+        request = TokenIn(name=name, role=role, agent=agent,
+                          pools=[p.strip() for p in pools.split(",")] if pools is not None else None)
+    except ValidationError as exc:
+        problems = (f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.BadParameter("; ".join(problems)) from None
     db = Database(Settings())
     with db.session() as session:
         kept = keep.read_text().strip() if keep is not None and keep.exists() else ""
@@ -42,7 +54,10 @@ def token(name: Annotated[str, typer.Option(help="who or what the token is for")
         if principal is not None and principal.role == role:
             typer.echo(kept)
             return
-        created = create(session, name, role)
+        try:
+            created = create(session, request)
+        except BadRequest as exc:
+            raise typer.BadParameter(str(exc)) from None
     if keep is not None:  # a revoked or foreign secret is replaced
         keep.touch(mode=0o600)
         keep.chmod(0o600)

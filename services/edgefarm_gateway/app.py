@@ -17,7 +17,7 @@ from edgefarm_gateway.dashboard.endpoints import STATIC_DIR as DASHBOARD_STATIC,
 from edgefarm_gateway.datasets.endpoints import router as datasets_router
 from edgefarm_gateway.db import Database
 from edgefarm_gateway.devices.endpoints import router as devices_router
-from edgefarm_gateway.errors import install_error_handlers
+from edgefarm_gateway.errors import error_responses, install_error_handlers
 from edgefarm_gateway.jobs.endpoints import router as jobs_router
 from edgefarm_gateway.jobs.reconciler import reconcile_once
 from edgefarm_gateway.limits import BodyLimit
@@ -69,15 +69,15 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     install_error_handlers(app)
     app.add_middleware(BodyLimit, settings=settings)
 
-    api = APIRouter(prefix="/api/v1")
-    for router in (models_router, datasets_router, jobs_router, pipelines_router, devices_router, agents_router,
-                   tokens_router, registry_router):
-        api.include_router(router)
-
-    @api.get("/health", tags=["health"])
+    @app.get("/api/v1/health", tags=["health"])
     async def health() -> dict[str, str]:  # async: answered on the event loop, never queued behind database work
         return {"status": "ok", "version": VERSION}
 
+    # What any call with a token can be answered with; each router adds its own.
+    api = APIRouter(prefix="/api/v1", responses=error_responses(401, 403, 422, 503))
+    for router in (models_router, datasets_router, jobs_router, pipelines_router, devices_router, agents_router,
+                   tokens_router, registry_router):
+        api.include_router(router)
     app.include_router(api)
     app.include_router(dashboard_router)
     app.mount("/dashboard/static", StaticFiles(directory=DASHBOARD_STATIC), name="dashboard-static")

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from edgefarm.wire import ErrorOut
+
 
 class FarmError(Exception):
     status_code = 500
@@ -48,6 +50,21 @@ class PayloadTooLarge(FarmError):
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "rate_limited"}
+
+
+_MEANINGS = {400: "the request cannot be carried out as given: the detail says why and what to change",
+             401: "no API token, or an invalid or revoked one",
+             403: "this token's role (or its agent and pools) does not allow this",
+             404: "no such resource", 408: "the request body stalled (no bytes for EDGEFARM_BODY_IDLE_SECONDS)",
+             409: "the resource is not in a state that allows this (finished, taken, the last admin token…)",
+             413: "the body is over the farm's limit",
+             422: "a field is missing, of the wrong type or out of its bounds",
+             503: "the gateway is overloaded for a moment; retry after Retry-After seconds"}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the errors a route can answer with, each with the body every error has."""
+    return {code: {"model": ErrorOut, "description": _MEANINGS[code]} for code in codes}
 
 
 def _body(code: str, detail: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,4 +108,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _body(_HTTP_CODES.get(exc.status_code, "error"), str(exc.detail), exc.status_code)
+        # The headers too: a 405 carries the Allow header that names the methods the path has.
+        return _body(_HTTP_CODES.get(exc.status_code, "error"), str(exc.detail), exc.status_code,
+                     getattr(exc, "headers", None))

@@ -52,6 +52,11 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Agent tokens only. The one agent the token may register: named at creation, else the first that registers
+    # with it. The device pools it may serve (None: any), so a token cannot put devices into a pool and lease
+    # (and download) that pool's jobs.
+    agent_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    pools: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
 
 
 class Model(Base):

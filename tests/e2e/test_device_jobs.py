@@ -158,7 +158,7 @@ def test_a_job_the_device_cannot_run_fails_with_the_reason(farm, client, segment
 def test_cancelling_a_running_job_stops_it_on_the_device(farm, client, segmenter):
     with host_device(farm) as pool:
         job = client.jobs.submit_profile(segmenter, ef.Device(pool),
-                                         options="--max_profiler_iterations 100000000 --max_profiler_time 120")
+                                         options="--max_profiler_iterations 100000 --max_profiler_time 120")
         wait_until_measuring(job)
         assert job.cancel().code == JobState.CANCELLED
         # The agent hears 409 at its next lease renewal (a third of the 3 s lease) and kills the job process.
@@ -175,7 +175,7 @@ def test_sigterm_fails_a_job_that_outlives_the_grace_period_and_exits_0(farm, cl
     config.write_text(config.read_text().replace("[agent]\n", "[agent]\nshutdown_grace_seconds = 1\n"))
     agent = farm.farm.start_agent(config, name=name)
     job = client.jobs.submit_profile(segmenter, ef.Device(pool),
-                                     options="--max_profiler_iterations 100000000 --max_profiler_time 120")
+                                     options="--max_profiler_iterations 100000 --max_profiler_time 120")
     wait_until_measuring(job)
     os.killpg(agent.popen.pid, signal.SIGTERM)
     assert agent.popen.wait(30) == 0

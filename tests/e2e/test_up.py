@@ -61,6 +61,49 @@ def test_a_service_managers_stop_or_a_closed_terminal_stops_the_whole_farm(tmp_p
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], output
 
 
+def test_a_killed_worker_and_agent_are_started_again_and_the_farm_keeps_serving(tmp_path):
+    """SIGKILL of the whole worker (its process group) and of the agent: `edgefarm up` says so, starts each again,
+    and a compile and a profile submitted afterwards both succeed."""
+    home, port = tmp_path / "home", free_port()
+    home.mkdir()
+    up = _edgefarm_up(home, port)
+    try:
+        _wait_until_up(up, home, port)
+        logs = home / ".edgefarm" / "logs"
+        before = {name: (logs / f"{name}.log").stat().st_size for name in ("worker-1", "agent")}
+        children = psutil.Process(up.pid).children()
+        worker = next(c for c in children if "celery" in " ".join(c.cmdline()))
+        agent = next(c for c in children if "edgefarm_agent" in " ".join(c.cmdline()))
+        os.killpg(worker.pid, signal.SIGKILL)
+        agent.kill()
+
+        def started_again(name: str, marker: str) -> bool:
+            with (logs / f"{name}.log").open("rb") as log:
+                log.seek(before[name])
+                return marker in log.read().decode(errors="replace")
+
+        deadline = time.monotonic() + 180
+        while not (started_again("worker-1", "converter stack ready") and started_again("agent", "registered")):
+            assert up.poll() is None and time.monotonic() < deadline, "the worker or agent was not started again"
+            time.sleep(0.5)
+        model = nets.write_convnet_onnx(tmp_path / "convnet.onnx")
+        script = ("import edgefarm as ef\n"
+                  f"job = ef.submit_compile_job(model={str(model)!r}, device=ef.Device('Host CPU'))\n"
+                  "compiled = job.wait(timeout=240).code.value\n"
+                  "profile = ef.submit_profile_job(model=job.get_target_model(), device=ef.Device('Host CPU'),\n"
+                  "                                options='--max_profiler_iterations 3')\n"
+                  "print(compiled, profile.wait(timeout=240).code.value)\n")
+        done = subprocess.run([sys.executable, "-c", script], env=_env(home), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0 and done.stdout.split() == ["SUCCESS", "SUCCESS"], done.stdout + done.stderr
+    finally:
+        up.send_signal(signal.SIGINT)
+        output, _ = up.communicate(timeout=60)
+    assert up.returncode == 0, output
+    assert "worker-1 exited with -9" in output and "worker-1 started again" in output
+    assert "agent exited with -9" in output and "agent started again" in output
+
+
 def _env(home: Path) -> dict[str, str]:
     """This environment without the test run's EDGEFARM_ settings, with `home` as HOME: a user's fresh machine."""
     return {**{k: v for k, v in os.environ.items() if not k.startswith("EDGEFARM_")}, "HOME": str(home)}

@@ -26,9 +26,12 @@ def api(gateway):
         yield client
 
 
-def agent_client(gateway, api) -> httpx.Client:
-    token = api.post("/tokens", json={"name": "agent", "role": "agent"}).json()["token"]
-    return httpx.Client(base_url=f"{gateway.url}/api/v1", timeout=60, headers={"Authorization": f"Bearer {token}"})
+def agent_client(gateway, api, **scope) -> httpx.Client:
+    """A client with a new agent token; `scope` binds it (agent=NAME, pools=[...])."""
+    created = api.post("/tokens", json={"name": "agent", "role": "agent", **scope})
+    assert created.status_code == 201, created.text
+    return httpx.Client(base_url=f"{gateway.url}/api/v1", timeout=60,
+                        headers={"Authorization": f"Bearer {created.json()['token']}"})
 
 
 def register(agent: httpx.Client, name: str, devices: list[tuple[str, str]]) -> dict:
@@ -81,6 +84,42 @@ def test_register_is_idempotent_and_retires_undeclared_devices(gateway, api):
     impostor = agent_client(gateway, api)
     stolen = impostor.post("/agent/register", json={"agent_name": name, "devices": []})
     assert stolen.status_code == 403 and "another token" in stolen.json()["detail"]
+
+
+def test_an_agent_token_serves_only_its_pools_and_its_one_agent(gateway, api):
+    mine, theirs, name = pool(), pool(), f"lab-{secrets.token_hex(3)}"
+    scoped = agent_client(gateway, api, pools=[mine])
+    refused = scoped.post("/agent/register", json={"agent_name": name, "devices": [
+        {"name": mine, "serial": "s1"}, {"name": theirs, "serial": "s2"}]})
+    assert refused.status_code == 403
+    assert f"may serve the pools {mine}, not {theirs}" in refused.json()["detail"]
+    assert not [d for d in api.get("/devices").json() if d["agent_name"] == name]  # nothing registered
+
+    registered = register(scoped, name, [(mine, "s1")])
+    assert [d["name"] for d in registered["devices"]] == [mine]
+    # The token is now bound to this agent: it cannot stand up a second one.
+    second = scoped.post("/agent/register", json={"agent_name": f"{name}-2", "devices": []})
+    assert second.status_code == 403 and f"bound to agent {name!r}" in second.json()["detail"]
+
+    named = agent_client(gateway, api, agent=f"{name}-named")
+    assert named.post("/agent/register", json={"agent_name": name, "devices": []}).status_code == 403
+    register(named, f"{name}-named", [(theirs, "t1")])
+
+    listed = {t["id"]: t for t in api.get("/tokens").json()}
+    assert any(t["agent"] == name and t["pools"] == [mine] for t in listed.values())
+    bad = api.post("/tokens", json={"name": "u", "role": "user", "pools": [mine]})
+    assert bad.status_code == 400 and "agent tokens only" in bad.json()["detail"]
+
+
+def test_a_revoked_agent_token_can_be_replaced(gateway, api):
+    name = f"lab-{secrets.token_hex(3)}"
+    created = api.post("/tokens", json={"name": "old", "role": "agent"}).json()
+    with httpx.Client(base_url=f"{gateway.url}/api/v1", timeout=30,
+                      headers={"Authorization": f"Bearer {created['token']}"}) as old:
+        first = register(old, name, [(pool(), "s1")])
+    assert api.delete(f"/tokens/{created['id']}").status_code == 204
+    again = register(agent_client(gateway, api, agent=name), name, [(first["devices"][0]["name"], "s1")])
+    assert again["agent_id"] == first["agent_id"] and again["devices"][0]["id"] == first["devices"][0]["id"]
 
 
 def test_roles_keep_agents_and_users_apart(gateway, api):
@@ -160,6 +199,13 @@ def test_profile_job_lease_progress_result(gateway, api):
     assert retried.status_code == 204  # idempotent per lease token
     assert agent.post(f"/agent/jobs/{job['id']}/result",
                       data={"lease_token": "other", "profile": "{}"}).status_code == 409
+    # The finished job's lease token is dead to every other agent, and for anything but that retry.
+    other = agent_client(gateway, api)
+    assert other.post(f"/agent/jobs/{job['id']}/result",
+                      data={"lease_token": token, "profile": profile_of(registered["devices"][0])}).status_code == 409
+    assert other.post(f"/agent/jobs/{job['id']}/failure", json={"lease_token": token, "reason": "x"}).status_code == 409
+    assert agent.post(f"/agent/jobs/{job['id']}/progress", json={"lease_token": token}).status_code == 409
+    assert agent.get(f"/agent/jobs/{job['id']}/model", headers={"X-Lease-Token": token}).status_code == 409
 
     done = api.get(f"/jobs/{job['id']}").json()
     assert done["state"] == "SUCCESS" and done["device_id"] == registered["devices"][0]["id"]

@@ -57,3 +57,30 @@ def test_the_celery_app_uses_it_for_the_embedded_broker(tmp_path):
     app = make_celery(Settings(data_dir=tmp_path))
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, filesystem_broker.Transport)
+
+
+def test_a_removed_broker_folder_is_made_again_and_messages_still_route(tmp_path):
+    """Sent through an exchange, as Celery sends: after the folder (with the exchange's table) is removed, the next
+    poll and the next send make it again, and the message reaches its queue, not kombu's dead-letter queue."""
+    import shutil
+
+    from kombu import Exchange, Queue
+
+    folder = tmp_path / "broker"
+    queue = Queue("compile", Exchange("compile", type="direct"), routing_key="compile")
+    with Connection("filesystem://", transport=filesystem_broker.TRANSPORT,
+                    transport_options=_options(str(folder))) as connection:
+        producer = connection.Producer()
+        producer.publish({"n": 1}, exchange=queue.exchange, routing_key="compile", declare=[queue])
+        channel = connection.default_channel
+        assert channel._get("compile")["body"]
+        shutil.rmtree(folder)
+        try:
+            channel._get("compile")
+        except Empty:
+            pass
+        assert folder.is_dir()
+        shutil.rmtree(folder)
+        producer.publish({"n": 2}, exchange=queue.exchange, routing_key="compile")  # no declare: cached
+        assert channel._size("compile") == 1
+        assert channel._get("compile")["body"]

@@ -4,6 +4,7 @@ revocation landed)."""
 from __future__ import annotations
 
 import pytest
+from edgefarm.wire import TokenIn
 from edgefarm_gateway.db import Database
 from edgefarm_gateway.errors import Conflict
 from edgefarm_gateway.migrate import upgrade
@@ -17,7 +18,8 @@ def test_of_two_admins_revoking_each_other_the_second_is_refused(tmp_path):
     db = Database(settings)
     try:
         with db.session() as session:
-            first, second = service.create(session, "first", "admin"), service.create(session, "second", "admin")
+            first = service.create(session, TokenIn(name="first", role="admin"))
+            second = service.create(session, TokenIn(name="second", role="admin"))
             callers = {t.id: service.authenticate(session, t.token) for t in (first, second)}
         with db.session() as session:
             service.revoke(session, second.id, callers[first.id])

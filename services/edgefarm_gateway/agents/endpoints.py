@@ -13,17 +13,18 @@ from edgefarm_gateway.agents import service
 from edgefarm_gateway.deps import AgentDep, SessionDep, SettingsDep, StoreDep
 from edgefarm_gateway.devices import service as devices
 from edgefarm_gateway.downloads import artifact_response
-from edgefarm_gateway.errors import NotFound
+from edgefarm_gateway.errors import NotFound, error_responses
 from edgefarm_gateway.orm import Dataset, Model
 
-router = APIRouter(prefix="/agent", tags=["agent"])
+router = APIRouter(prefix="/agent", tags=["agent"], responses=error_responses(400, 404, 408, 409, 413))
 LeaseToken = Annotated[str, Header(alias="X-Lease-Token", description="the lease token of the job")]
 
 
 @router.post("/register", response_model=AgentRegisterOut)
 def register(body: AgentRegisterIn, session: SessionDep, settings: SettingsDep, agent: AgentDep) -> AgentRegisterOut:
-    """Declare an agent and its devices. Registering again (a restart) updates them; it never duplicates."""
-    registered = devices.register(session, body, agent.id)
+    """Declare an agent and its devices. Registering again (a restart) updates them; it never duplicates.
+    403 when the token is bound to another agent, or a device is in a pool the token may not serve."""
+    registered = devices.register(session, body, agent)
     active = [d for d in registered.devices if d.retired_at is None]
     return AgentRegisterOut(agent_id=registered.id, devices=[devices.to_out(d, settings) for d in active],
                             heartbeat_seconds=settings.agent_heartbeat_seconds,

@@ -81,15 +81,20 @@ def progress(session: Session, settings: Settings, token_id: str, job_id: str, b
         jobs.transition(session, job, JobState(body.state), body.message)
 
 
-def _already_finished(session: Session, job_id: str, token: str) -> bool:
+def _already_finished(session: Session, token_id: str, job_id: str, token: str) -> bool:
+    """A result sent again by the agent that finished the job (its retry after a lost answer) is acknowledged;
+    to anyone else the finished job's lease token is dead, and `held` refuses it."""
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
-    return job.claim_token == token and job.state in (JobState.SUCCESS.value, JobState.FAILED.value)
+    if job.claim_token != token or job.state not in (JobState.SUCCESS.value, JobState.FAILED.value):
+        return False
+    device = session.get(Device, job.device_id) if job.device_id else None
+    return device is not None and device.agent.token_id == token_id
 
 
 def record_profile(session: Session, token_id: str, job_id: str, token: str, profile_json: str) -> None:
-    if _already_finished(session, job_id, token):
+    if _already_finished(session, token_id, job_id, token):
         return
     job = held(session, token_id, job_id, token)
     if job.type != JobType.PROFILE.value:
@@ -106,7 +111,7 @@ def record_profile(session: Session, token_id: str, job_id: str, token: str, pro
 
 def record_inference(session: Session, store: ArtifactStore, settings: Settings, token_id: str, job_id: str,
                      token: str, outputs: BinaryIO, result_json: str) -> None:
-    if _already_finished(session, job_id, token):
+    if _already_finished(session, token_id, job_id, token):
         return
     job = held(session, token_id, job_id, token)
     if job.type != JobType.INFERENCE.value:
@@ -128,11 +133,11 @@ def record_inference(session: Session, store: ArtifactStore, settings: Settings,
 
 
 def record_failure(session: Session, token_id: str, job_id: str, token: str, reason: str, log: str) -> None:
-    if _already_finished(session, job_id, token):
+    if _already_finished(session, token_id, job_id, token):
         return
     job = held(session, token_id, job_id, token)
     device = session.get(Device, job.device_id)
     where = f"on {device.name} ({device.serial})" if device else "on the device"
     jobs.fail(session, job, f"{reason.strip()} [{where}]")
     if log:
-        job.result = {"log": log[-20000:]}
+        job.result = {"log": log.replace("\x00", "")[-20000:]}  # PostgreSQL text holds no NUL

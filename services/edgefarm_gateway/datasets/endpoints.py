@@ -4,20 +4,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
-from edgefarm.wire import DatasetOut, Page
+from edgefarm.wire import DatasetOut, Label, Page
 from edgefarm_gateway import paging
 from edgefarm_gateway.datasets import service
 from edgefarm_gateway.deps import SessionDep, SettingsDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
+from edgefarm_gateway.errors import error_responses
 
-router = APIRouter(prefix="/datasets", tags=["datasets"])
+router = APIRouter(prefix="/datasets", tags=["datasets"], responses=error_responses(400, 404, 408, 413))
 
 
 @router.post("", status_code=201, response_model=DatasetOut,
              responses={200: {"model": DatasetOut, "description": "the same bytes were uploaded before"}})
 def upload_dataset(file: Annotated[UploadFile, File()], session: SessionDep, store: StoreDep,
                    settings: SettingsDep, user: UserDep, response: Response,
-                   name: Annotated[str, Form()] = "") -> DatasetOut:
+                   name: Annotated[Label, Form()] = "") -> DatasetOut:
     """Upload named tensors as an .npz (one array per input, samples along axis 0; no pickles)."""
     dataset, created = service.upload(session, store, file.file, name=name, filename=file.filename,
                                       max_bytes=settings.max_dataset_bytes, owner_id=user.id)

@@ -5,7 +5,7 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from edgefarm.wire import DatasetEntry, DatasetOut, Page
+from edgefarm.wire import DatasetEntry, DatasetOut, Page, as_label
 from edgefarm_gateway.datasets.inspect import inspect_dataset
 from edgefarm_gateway import paging
 from edgefarm_gateway.errors import NotFound
@@ -21,7 +21,7 @@ def to_out(dataset: Dataset) -> DatasetOut:
 
 def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: str, filename: str | None,
            max_bytes: int, owner_id: str) -> tuple[DatasetOut, bool]:
-    dataset, created = add(session, store, source, name=name or (PurePath(filename).stem if filename else "dataset"),
+    dataset, created = add(session, store, source, name=name or as_label(PurePath(filename or "").stem) or "dataset",
                            max_bytes=max_bytes, owner_id=owner_id)
     return to_out(dataset), created
 

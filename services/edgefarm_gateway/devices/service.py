@@ -12,6 +12,8 @@ from edgefarm_gateway.devices.selection import matches, valid_os_spec
 from edgefarm_gateway.errors import BadRequest, Forbidden, NotFound
 from edgefarm_gateway.orm import Agent, Device, new_id, utcnow
 from edgefarm_gateway.settings import Settings
+from edgefarm_gateway.tokens import service as tokens
+from edgefarm_gateway.tokens.service import Principal
 
 
 def state_of(device: Device, settings: Settings) -> DeviceState:
@@ -28,19 +30,29 @@ def to_out(device: Device, settings: Settings) -> DeviceOut:
                      current_job_id=device.current_job_id)
 
 
-def register(session: Session, body: AgentRegisterIn, token_id: str) -> Agent:
+def register(session: Session, body: AgentRegisterIn, principal: Principal) -> Agent:
     """Idempotent: the same agent name and device serials give back the same ids; devices it no longer
     declares are retired (kept, since past jobs point at them, but never offered again)."""
     if len({d.serial for d in body.devices}) != len(body.devices):
         raise BadRequest("every device of an agent needs its own serial")
+    if principal.pools is not None:
+        # A device in a pool is offered that pool's jobs and their users' models: the token must allow the pool.
+        foreign = sorted({d.name for d in body.devices} - set(principal.pools))
+        if foreign:
+            raise Forbidden(f"this agent token may serve the pools {', '.join(principal.pools)}, not "
+                            f"{', '.join(foreign)}: rename the device in the agent's config, or create a token "
+                            "whose --pools include it")
+    tokens.bind_agent(session, principal, body.agent_name)
     agent = repository.agent_by_name(session, body.agent_name)
     now = utcnow()
     if agent is None:
-        agent = Agent(id=new_id("a"), name=body.agent_name, token_id=token_id, devices=[])
+        agent = Agent(id=new_id("a"), name=body.agent_name, token_id=principal.id, devices=[])
         session.add(agent)
-    elif agent.token_id != token_id:
-        raise Forbidden(f"agent {body.agent_name!r} is registered with another token; give this agent its own "
-                        "--name, or revoke the old token")
+    elif agent.token_id != principal.id:
+        if tokens.is_active(session, agent.token_id):
+            raise Forbidden(f"agent {body.agent_name!r} is registered with another token; give this agent its "
+                            "own --name, or revoke the old token")
+        agent.token_id = principal.id  # the agent's old token was revoked: this one, bound to it, replaces it
     agent.version, agent.last_seen_at = body.version, now
     existing = {d.serial: d for d in agent.devices}
     for spec in body.devices:

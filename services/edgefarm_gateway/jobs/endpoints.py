@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from edgefarm.wire import CompileJobIn, InferenceJobIn, JobOut, JobState, JobType, Page, ProfileJobIn
 from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, UserDep
+from edgefarm_gateway.errors import error_responses
 from edgefarm_gateway.jobs import service
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=error_responses(400, 404, 409))
 
 
 @router.post("/compile", status_code=201, response_model=JobOut)

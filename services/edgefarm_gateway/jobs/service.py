@@ -116,16 +116,21 @@ def _check_specs(model: Model, specs: dict[str, TensorSpec] | None) -> None:
 
 def _check_samples(model: Model, specs: dict[str, TensorSpec] | None, dataset: Dataset, purpose: str) -> None:
     """Calibration or verification samples: one entry per model input, each sample shaped like it."""
-    inputs = {n: s.shape for n, s in specs.items()} if specs else {t["name"]: t["shape"] for t in model.inputs}
+    inputs = ({n: (s.shape, s.dtype) for n, s in specs.items()} if specs
+              else {t["name"]: (t["shape"], t["dtype"]) for t in model.inputs})
     missing = [n for n in inputs if n not in dataset.entries]
     extra = [n for n in dataset.entries if n not in inputs]
     if missing or extra:
         raise BadRequest(f"{purpose} data must hold one entry per model input ({', '.join(inputs)}); "
                          f"missing: {', '.join(missing) or 'none'}, unknown: {', '.join(extra) or 'none'}")
-    for name, shape in inputs.items():
-        got = dataset.entries[name]["shape"]
-        if not fits(shape, got):
-            raise BadRequest(f"{purpose} samples for {name} have shape {tuple(got)}; the input is {tuple(shape)}")
+    for name, (shape, dtype) in inputs.items():
+        got = dataset.entries[name]
+        if not fits(shape, got["shape"]):
+            raise BadRequest(f"{purpose} samples for {name} have shape {tuple(got['shape'])}; "
+                             f"the input is {tuple(shape)}")
+        if got["dtype"] != dtype:
+            raise BadRequest(f"{purpose} samples for {name} are {got['dtype']}; the input takes {dtype} "
+                             f"(convert with array.astype('{dtype}') before uploading)")
 
 
 def _compile_target(session: Session, settings, selector: DeviceSelector) -> str:

@@ -4,19 +4,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
-from edgefarm.wire import ModelOut, Page
+from edgefarm.wire import Label, ModelOut, Page
 from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
+from edgefarm_gateway.errors import error_responses
 from edgefarm_gateway.models import service
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(prefix="/models", tags=["models"], responses=error_responses(400, 404, 408, 413))
 
 
 @router.post("", status_code=201, response_model=ModelOut,
              responses={200: {"model": ModelOut, "description": "the same bytes were uploaded before"}})
 def upload_model(file: Annotated[UploadFile, File()], session: SessionDep, store: StoreDep, settings: SettingsDep,
-                 user: UserDep, response: Response, name: Annotated[str, Form()] = "") -> ModelOut:
+                 user: UserDep, response: Response, name: Annotated[Label, Form()] = "") -> ModelOut:
     """Upload an ONNX, TorchScript or TFLite model. Content-addressed: the same bytes give the same model."""
     model, created = service.upload(session, store, file.file, name=name, filename=file.filename,
                                     max_bytes=settings.max_model_bytes, owner_id=user.id)

@@ -6,7 +6,7 @@ from typing import BinaryIO
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from edgefarm.wire import ModelOut, Page, TensorInfo
+from edgefarm.wire import ModelOut, Page, TensorInfo, as_label
 from edgefarm_gateway import paging
 from edgefarm_gateway.errors import NotFound
 from edgefarm_gateway.models.inspect import inspect_model
@@ -34,7 +34,7 @@ def upload(session: Session, store: ArtifactStore, source: BinaryIO, *, name: st
         session.commit()
         facts = inspect_model(staged.path)
         store.keep(staged)
-    model = Model(id=new_id("m"), name=name or (PurePath(filename).stem if filename else "model"),
+    model = Model(id=new_id("m"), name=name or as_label(PurePath(filename or "").stem) or "model",
                   format=facts.format, sha256=staged.sha256, size=staged.size,
                   inputs=[t.model_dump() for t in facts.inputs], outputs=[t.model_dump() for t in facts.outputs],
                   owner_id=owner_id)

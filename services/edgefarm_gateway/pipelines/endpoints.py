@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from edgefarm.wire import Page, PipelineIn, PipelineOut, PipelineState
 from edgefarm_gateway import paging
 from edgefarm_gateway.deps import SessionDep, SettingsDep, UserDep
+from edgefarm_gateway.errors import error_responses
 from edgefarm_gateway.pipelines import service
 
-router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(prefix="/pipelines", tags=["pipelines"], responses=error_responses(400, 404, 409))
 
 
 @router.post("", status_code=201, response_model=PipelineOut)

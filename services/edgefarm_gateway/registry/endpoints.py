@@ -9,9 +9,10 @@ from edgefarm.wire import (ChannelOut, ModelVersionOut, Page, PromoteIn, Registe
 from edgefarm_gateway import paging
 from edgefarm_gateway.deps import FleetDep, SessionDep, StoreDep, UserDep
 from edgefarm_gateway.downloads import artifact_response
+from edgefarm_gateway.errors import error_responses
 from edgefarm_gateway.registry import service
 
-router = APIRouter(prefix="/registry", tags=["registry"])
+router = APIRouter(prefix="/registry", tags=["registry"], responses=error_responses(400, 404, 409))
 
 DeviceQuery = Annotated[str | None, Query(
     description="the device pool whose target to fetch, e.g. 'Host CPU'; may be omitted when the version has one")]
