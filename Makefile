@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.installed
 
-.PHONY: run test bench openapi lint clean
+.PHONY: run test faults bench openapi lint clean
 
 $(READY): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "EdgeFarm needs Python 3.11 (onnx2tf 1.29 / TensorFlow 2.19); set PYTHON=python3.11")'
@@ -19,6 +19,11 @@ run: $(READY)
 
 test: $(READY)
 	$(BIN)/pytest
+
+# The fault suite with more trials than CI's 5 (results: docs/benchmarks.md). FAULT_TRIALS=50 make faults
+FAULT_TRIALS ?= 20
+faults: $(READY)
+	EDGEFARM_FAULT_TRIALS=$(FAULT_TRIALS) $(BIN)/pytest tests/e2e/test_faults.py -q
 
 bench: $(READY)
 	$(BIN)/python bench/compile.py

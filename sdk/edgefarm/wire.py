@@ -52,6 +52,9 @@ OsLabel = _label(100)
 # A reason or message, several lines allowed; not NUL, which PostgreSQL cannot store in text.
 Note = Annotated[str, StringConstraints(max_length=2000, pattern="^[^\\u0000]*$")]
 OptionsText = Annotated[str, StringConstraints(max_length=4000)]
+# What the farm's ids (a letter and 11 of [a-z0-9]) and lease tokens (hex) are made of: anything else names nothing,
+# and a NUL would reach PostgreSQL, which cannot compare it.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern="^[a-z0-9]+$")]
 MAX_TENSOR_ELEMENTS = 2**31 - 1  # per sample: LiteRT and ONNX Runtime index tensors with 32-bit sizes
 MAX_RANK = 8
 TensorDtype = Literal["float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
@@ -158,14 +161,14 @@ class DatasetOut(Wire):
 
 
 class CompileJobIn(Wire):
-    model_id: str
+    model_id: Id
     device: DeviceSelector = Field(default_factory=DeviceSelector)
     name: Name | None = None
     input_specs: InputSpecs | None = None
     options: OptionsText = ""
-    calibration_dataset_id: str | None = None
+    calibration_dataset_id: Id | None = None
     # A few samples to verify the conversion on (default: the calibration samples, else seeded random inputs).
-    verification_dataset_id: str | None = None
+    verification_dataset_id: Id | None = None
 
 
 class OutputCheck(Wire):
@@ -358,12 +361,12 @@ class AgentRegisterOut(Wire):
 
 
 class HeartbeatIn(Wire):
-    agent_id: str
+    agent_id: Id
 
 
 class LeaseIn(Wire):
-    agent_id: str
-    device_ids: Annotated[list[str], Field(max_length=1000)]  # the agent's devices that are free now
+    agent_id: Id
+    device_ids: Annotated[list[Id], Field(max_length=1000)]  # the agent's devices that are free now
     wait_seconds: float = Field(default=20.0, ge=0, le=60)  # long poll: answer 204 after this long with no job
 
 
@@ -382,13 +385,13 @@ class Lease(Wire):
 
 
 class ProgressIn(Wire):
-    lease_token: str
+    lease_token: Id
     state: Literal["MEASURING_PERFORMANCE", "RUNNING_INFERENCE"] | None = None
     message: Note = ""
 
 
 class FailureIn(Wire):
-    lease_token: str
+    lease_token: Id
     reason: Annotated[str, StringConstraints(max_length=20_000, pattern="^[^\\u0000]*$")]  # for a person to act
     log: Annotated[str, StringConstraints(max_length=1_000_000)] = ""  # the end is kept (20,000 characters)
 
@@ -442,19 +445,19 @@ class Profile(Wire):
 
 
 class ProfileJobIn(Wire):
-    model_id: str
+    model_id: Id
     device: DeviceSelector
     name: Name | None = None
     options: OptionsText = ""
-    input_dataset_id: str | None = None  # optional real inputs; random ones of the right dtype/shape otherwise
+    input_dataset_id: Id | None = None  # optional real inputs; random ones of the right dtype/shape otherwise
 
 
 class InferenceJobIn(Wire):
-    model_id: str
+    model_id: Id
     device: DeviceSelector
     name: Name | None = None
     options: OptionsText = ""
-    input_dataset_id: str  # inputs as the SOURCE model takes them (names, layout, float)
+    input_dataset_id: Id  # inputs as the SOURCE model takes them (names, layout, float)
 
 
 class InferenceResult(Wire):
@@ -512,16 +515,16 @@ class Gates(Wire):
 
 class PipelineIn(Wire):
     name: Name  # the registry model name the version is registered under
-    model_id: str  # the source model (ONNX or TorchScript)
+    model_id: Id  # the source model (ONNX or TorchScript)
     devices: Annotated[list[DeviceSelector], Field(max_length=100)]
     input_specs: InputSpecs | None = None
     compile_options: OptionsText = ""
-    calibration_dataset_id: str | None = None
+    calibration_dataset_id: Id | None = None
     profile_options: OptionsText = ""
     inference_options: OptionsText = ""
-    eval_dataset_id: str  # evaluation inputs, named and shaped as the source model takes them
-    ground_truth_dataset_id: str | None = None  # named after the source outputs
-    reference_dataset_id: str | None = None  # FP32 outputs supplied by the user; computed by a worker otherwise
+    eval_dataset_id: Id  # evaluation inputs, named and shaped as the source model takes them
+    ground_truth_dataset_id: Id | None = None  # named after the source outputs
+    reference_dataset_id: Id | None = None  # FP32 outputs supplied by the user; computed by a worker otherwise
     metric: MetricSpec
     gates: Gates
 

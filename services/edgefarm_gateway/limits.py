@@ -1,10 +1,11 @@
-"""Request body limits, enforced while the body streams in (not after it has been spooled to disk): its size, and
-how long it may stall."""
+"""Request limits, enforced before any route and while the body streams in (not after it has been spooled to
+disk): no NUL in the URL, and the body's size, how long it may stall, and how slowly it may trickle in."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,8 +19,13 @@ class BodyLimit:
                        "/api/v1/datasets": ("dataset", settings.max_dataset_bytes)}
         self.default = ("request body", settings.max_json_bytes)
         self.idle = settings.body_idle_seconds
+        self.min_rate = settings.body_min_bytes_per_second
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            # No id, name or hash holds a NUL, and PostgreSQL cannot compare one: refused before any route.
+            return await _refuse(send, 400, "bad_request", "the URL holds a NUL character (%00): no id, name or "
+                                 "filter value has one")
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         path = scope["path"].rstrip("/")
@@ -31,7 +37,7 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _refuse(send, 413, "payload_too_large", too_large)
-        seen, complete, refused = 0, False, False
+        seen, complete, refused, started = 0, False, False, time.monotonic()
 
         async def counted() -> Message:
             # A body without a Content-Length (chunked) is refused where it crosses the limit, and a body that
@@ -49,6 +55,13 @@ class BodyLimit:
                 raise _Refused from None
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
+            elapsed = time.monotonic() - started
+            if not complete and elapsed > self.idle and seen < self.min_rate * elapsed:
+                refused = True
+                await _refuse(send, 408, "request_timeout", f"the request body trickles in at "
+                              f"{seen / elapsed:.0f} bytes/s; the gateway waits for no less than {self.min_rate:g} "
+                              "(EDGEFARM_BODY_MIN_BYTES_PER_SECOND)")
+                raise _Refused
             if seen > limit and not refused:
                 refused = True
                 await _refuse(send, 413, "payload_too_large", too_large)

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # A request body that sends nothing for this long is answered 408 and its connection closed: a client that
     # opens uploads and stalls would otherwise hold the gateway's connections and threads indefinitely.
     body_idle_seconds: float = 30.0
+    # And one that trickles in (a byte now and then, never idle that long) is answered 408 once, after the idle
+    # time, its average rate is below this: 1 KiB/s, far below any real link, is 5 days for a 440 MB model.
+    body_min_bytes_per_second: float = 1024.0
 
     # Compile jobs: a worker holds a lease it renews while converting; an expired lease means the worker died.
     compile_lease_seconds: float = 60.0

@@ -83,3 +83,12 @@ def test_calibration_samples_of_another_dtype_are_refused(api, model):  # noqa: 
     assert "samples for image are float64; the input takes float32" in response.json()["detail"]
     too_long = api.post("/jobs/compile", json={"model_id": model["id"], "options": "--target_runtime onnx " * 400})
     assert too_long.status_code == 422 and "at most 4000 characters" in too_long.json()["detail"]
+
+
+def test_a_nul_in_an_id_or_a_filter_is_refused_before_the_database_sees_it(api, model):  # noqa: F811
+    """PostgreSQL cannot compare a NUL: before, a NUL in a filter was its 500."""
+    for path, params in [("/models", {"name": "a\x00b"}), ("/jobs", {"model_id": "m\x00"}), ("/models/m%00x", {})]:
+        response = api.get(path, params=params)
+        assert response.status_code == 400 and "NUL" in response.json()["detail"], (path, response.text)
+    compile_nul = api.post("/jobs/compile", json={"model_id": model["id"] + "\x00"})
+    assert compile_nul.status_code == 422 and "model_id" in compile_nul.json()["detail"]

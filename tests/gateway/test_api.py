@@ -274,3 +274,25 @@ def test_a_stalled_request_body_is_answered_408_and_closed(gateway):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 408") and b"nothing arrived for 5 s" in answer, answer[:300]
     assert 4 < time.monotonic() - started < 20
+
+
+def test_a_body_that_trickles_in_is_answered_408_and_closed(gateway):
+    """A byte every 2 s is never idle for the test farm's 5 s, but after them it arrives at under 1 KiB/s."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(f"POST /api/v1/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                           f"{gateway.admin_token}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+                           "Content-Length: 100000\r\n\r\n--x\r\n".encode())
+        started, answer = time.monotonic(), b""
+        connection.settimeout(2)
+        while time.monotonic() - started < 30:
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                connection.sendall(b"y")  # the trickle
+                continue
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408") and b"trickles in at" in answer, answer[:300]
+    assert 4 < time.monotonic() - started < 15

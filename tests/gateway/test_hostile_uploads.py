@@ -56,3 +56,21 @@ def test_corrupt_tflite_files_are_refused_and_the_gateway_lives(gateway, api, tf
     assert {name.rsplit("/", 1)[-1] for name in stored_files(gateway) - before} == accepted  # staging is empty
     assert not list((gateway.data_dir / "artifacts" / "staging").iterdir())
     assert upload(api, tflite, name="intact").status_code in (200, 201)
+
+
+def test_corrupt_onnx_files_are_refused_and_the_gateway_lives(gateway, api):  # noqa: F811
+    """The same damage to an ONNX model (protobuf): each upload is a 201 (the damage left a model the checker
+    accepts) or a 400 naming the file as unreadable or what the checker found, the gateway keeps answering, and
+    nothing refused is stored."""
+    from tests.gateway.test_api import conv_onnx
+
+    model = conv_onnx(channels=8, seed=81)
+    before = stored_files(gateway)
+    answers = [upload(api, content, name=f"corrupt-onnx-{index}") for index, content in enumerate(corrupted(model))]
+    assert httpx.get(f"{gateway.url}/api/v1/health", timeout=5).status_code == 200
+    assert all(r.status_code in (201, 400) for r in answers), [r.text for r in answers]
+    refused = [r.json()["detail"] for r in answers if r.status_code == 400]
+    reasons = ("not a model EdgeFarm can read", "does not pass onnx.checker", CRASHED)
+    assert len(refused) >= 4 and all(any(r in d for r in reasons) for d in refused), refused
+    accepted = {r.json()["sha256"] for r in answers if r.status_code == 201}
+    assert {name.rsplit("/", 1)[-1] for name in stored_files(gateway) - before} == accepted

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from edgefarm.wire import AgentRegisterIn, AgentRegisterOut, FailureIn, HeartbeatIn, Lease, LeaseIn, ProgressIn
+from edgefarm.wire import (AgentRegisterIn, AgentRegisterOut, FailureIn, HeartbeatIn, Id, Lease, LeaseIn,
+                           ProgressIn)
 from edgefarm_gateway.agents import service
 from edgefarm_gateway.deps import AgentDep, SessionDep, SettingsDep, StoreDep
 from edgefarm_gateway.devices import service as devices
@@ -89,7 +90,7 @@ def progress(job_id: str, body: ProgressIn, session: SessionDep, settings: Setti
 
 @router.post("/jobs/{job_id}/result", status_code=204)
 def result(job_id: str, session: SessionDep, store: StoreDep, settings: SettingsDep, agent: AgentDep,
-           lease_token: Annotated[str, Form()], profile: Annotated[str | None, Form()] = None,
+           lease_token: Annotated[Id, Form()], profile: Annotated[str | None, Form()] = None,
            result: Annotated[str, Form()] = "", outputs: Annotated[UploadFile | None, File()] = None,
            log: Annotated[str, Form()] = "") -> Response:
     """A profile (JSON) for profile jobs, or outputs (.npz by source output name) for inference jobs."""

@@ -13,6 +13,7 @@ from edgefarm.wire import TokenIn, TokenOut
 from edgefarm_gateway.errors import BadRequest, Conflict, Forbidden, NotFound
 from edgefarm_gateway.orm import ApiToken, new_id, utcnow
 
+
 @dataclass(frozen=True)
 class Principal:
     id: str
