@@ -37,13 +37,13 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return await _refuse(send, 413, "payload_too_large", too_large)
-        seen, complete, refused, started = 0, False, False, time.monotonic()
+        seen, complete, refused, first_byte_at = 0, False, False, None
 
         async def counted() -> Message:
             # A body without a Content-Length (chunked) is refused where it crosses the limit, and a body that
             # stalls, after a while. The answer is sent from here: the form parser reading the body would turn
             # any exception into its own 400.
-            nonlocal seen, complete, refused
+            nonlocal seen, complete, refused, first_byte_at
             if complete:  # later calls wait for the client to go (a long poll's disconnect check): no timeout
                 return await receive()
             try:
@@ -55,7 +55,10 @@ class BodyLimit:
                 raise _Refused from None
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             seen += len(message.get("body", b""))
-            elapsed = time.monotonic() - started
+            # The rate is the client's from its first byte on, not counting how long an overloaded gateway took
+            # to start reading.
+            first_byte_at = first_byte_at or time.monotonic()
+            elapsed = time.monotonic() - first_byte_at
             if not complete and elapsed > self.idle and seen < self.min_rate * elapsed:
                 refused = True
                 await _refuse(send, 408, "request_timeout", f"the request body trickles in at "
