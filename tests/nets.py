@@ -423,3 +423,39 @@ def write_loop_bomb_onnx(path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def write_memory_bomb_onnx(path: Path, iterations: int = 60) -> Path:
+    """Hostile, a few hundred bytes: a Loop on constants whose every iteration emits a 64 MB block, so whatever
+    folds constants or runs the graph grows by that much per iteration (3.75 GB of blocks, about 8 GB at its peak
+    with their concatenation, over seconds: a watchdog that samples memory sees it grow)."""
+    from onnx import TensorProto, helper
+
+    block = 1 << 24  # float32 elements: 64 MB
+    body = helper.make_graph(
+        [helper.make_node("Constant", [], ["cond_out"], value=helper.make_tensor("t", TensorProto.BOOL, [], [True])),
+         helper.make_node("ConstantOfShape", ["block_shape"], ["block"],
+                          value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+         helper.make_node("Identity", ["acc_in"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info("block", TensorProto.FLOAT, [block])],
+        [helper.make_tensor("block_shape", TensorProto.INT64, [1], [block])])
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["trips", "cond", "start"], ["acc", "blocks"], body=body),
+         helper.make_node("ReduceSum", ["blocks"], ["total"], keepdims=0),
+         helper.make_node("Add", ["x", "total"], ["y"])],
+        "memory_bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
+         helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
+         helper.make_tensor("start", TensorProto.FLOAT, [1], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

@@ -1,5 +1,6 @@
-"""A conversion that stalls ends: over its time limit the job FAILS with the cause, a cancel ends it at once, and
-the worker serves the next job. Real processes: a gateway, a Celery worker, the embedded broker."""
+"""A conversion that stalls or grows ends: over its time or memory limit the job FAILS with the cause, a cancel
+ends it at once, and the worker serves the next job. Real processes: a gateway, a Celery worker, the embedded
+broker."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from tests import nets
 from tests.conftest import FAST_RECOVERY, free_port
 
 TIME_LIMIT = 30  # seconds: above the small compile below under CI's load, far below the bomb's 10^13 iterations
+MEMORY_LIMIT = 3 * 2**30  # above a small compile (the worker's TensorFlow included), below the memory bomb's 8 GB
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
     farm = LocalFarm(data_dir=tmp_path_factory.mktemp("limited-farm"), port=free_port(), agent=False,
-                     env={**FAST_RECOVERY, "EDGEFARM_COMPILE_TIME_LIMIT_SECONDS": str(TIME_LIMIT)})
+                     env={**FAST_RECOVERY, "EDGEFARM_COMPILE_TIME_LIMIT_SECONDS": str(TIME_LIMIT),
+                          "EDGEFARM_COMPILE_MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT)})
     token = farm.start()
     yield farm, ef.Client(api_url=farm.url, api_token=token)
     farm.stop()
@@ -68,3 +71,14 @@ def test_a_cancel_ends_the_running_conversion(limited, bomb):
         time.sleep(0.2)
     assert time.monotonic() - cancelled < TIME_LIMIT  # ended by the cancel, not by the time limit
     assert job.get_status().code == JobState.CANCELLED
+
+
+def test_a_model_that_grows_memory_fails_at_the_memory_limit_and_the_worker_serves_the_next(limited, tmp_path):
+    farm, client = limited
+    job = client.jobs.submit_compile(nets.write_memory_bomb_onnx(tmp_path / "memory_bomb.onnx"), None,
+                                     name="memory-bomb")
+    status = job.wait(timeout=TIME_LIMIT + 90)
+    assert status.code == JobState.FAILED
+    assert "GB of memory, over the limit of 3.0 GB (EDGEFARM_COMPILE_MEMORY_LIMIT_BYTES)" in status.message, status
+    healthy = client.jobs.submit_compile(nets.write_convnet_onnx(tmp_path / "convnet.onnx"), None, name="after-memory")
+    assert healthy.wait(timeout=300).code == JobState.SUCCESS
