@@ -52,9 +52,9 @@ OsLabel = _label(100)
 # A reason or message, several lines allowed; not NUL, which PostgreSQL cannot store in text.
 Note = Annotated[str, StringConstraints(max_length=2000, pattern="^[^\\u0000]*$")]
 OptionsText = Annotated[str, StringConstraints(max_length=4000)]
-# What the farm's ids (a letter and 11 of [a-z0-9]) and lease tokens (hex) are made of: anything else names nothing,
-# and a NUL would reach PostgreSQL, which cannot compare it.
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern="^[a-z0-9]+$")]
+# Ids (the farm's: a letter and 11 of [a-z0-9]) and lease tokens (hex) are URL-safe words: anything else names
+# nothing, and a NUL would reach PostgreSQL, which cannot compare it.
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
 MAX_TENSOR_ELEMENTS = 2**31 - 1  # per sample: LiteRT and ONNX Runtime index tensors with 32-bit sizes
 MAX_RANK = 8
 TensorDtype = Literal["float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
