@@ -410,13 +410,21 @@ def write_loop_bomb_onnx(path: Path) -> Path:
         [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
          helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1])],
         [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])])
+    return _save_constant_loop(path, "loop_bomb", body, ["count"], [helper.make_node("Add", ["x", "count"], ["y"])],
+                               trips=10**13)
+
+
+def _save_constant_loop(path: Path, name: str, body, loop_outputs: list[str], after: list, trips: int) -> Path:
+    """A graph `y = f(x, Loop(trips, True, 0.0))`: the Loop's inputs are all constants, so whatever folds constants
+    runs it."""
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "start"], ["count"], body=body),
-         helper.make_node("Add", ["x", "count"], ["y"])],
-        "loop_bomb",
+        [helper.make_node("Loop", ["trips", "cond", "start"], loop_outputs, body=body), *after],
+        name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        [helper.make_tensor("trips", TensorProto.INT64, [], [10**13]),
+        [helper.make_tensor("trips", TensorProto.INT64, [], [trips]),
          helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
          helper.make_tensor("start", TensorProto.FLOAT, [1], [0.0])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -445,17 +453,6 @@ def write_memory_bomb_onnx(path: Path, iterations: int = 60) -> Path:
          helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1]),
          helper.make_tensor_value_info("block", TensorProto.FLOAT, [block])],
         [helper.make_tensor("block_shape", TensorProto.INT64, [1], [block])])
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "start"], ["acc", "blocks"], body=body),
-         helper.make_node("ReduceSum", ["blocks"], ["total"], keepdims=0),
-         helper.make_node("Add", ["x", "total"], ["y"])],
-        "memory_bomb",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        [helper.make_tensor("trips", TensorProto.INT64, [], [iterations]),
-         helper.make_tensor("cond", TensorProto.BOOL, [], [True]),
-         helper.make_tensor("start", TensorProto.FLOAT, [1], [0.0])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return Path(path)
+    return _save_constant_loop(path, "memory_bomb", body, ["acc", "blocks"],
+                               [helper.make_node("ReduceSum", ["blocks"], ["total"], keepdims=0),
+                                helper.make_node("Add", ["x", "total"], ["y"])], trips=iterations)
